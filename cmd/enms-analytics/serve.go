@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	nethttp "net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	apihttp "github.com/enms/enms-analytics/http"
+	"github.com/enms/enms-analytics/migrations"
+	"github.com/enms/enms-analytics/store"
+)
+
+// serveOptions are knobs for tests and for `dev`.
+type serveOptions struct {
+	// Listener, when set, is used instead of listening on API_PORT.
+	Listener net.Listener
+	// Ready, when set, is called with the API's address once it serves.
+	Ready func(addr string)
+	// DatabaseURL, when set, overrides the configured database (dev passes
+	// the embedded cluster it already started).
+	DatabaseURL string
+}
+
+// serve runs the API (and, as they land, the worker) until ctx is done.
+func serve(ctx context.Context, cfg Config, logger *slog.Logger, opt serveOptions) error {
+	url := opt.DatabaseURL
+	if url == "" {
+		var stop func()
+		var err error
+		if url, stop, err = openDatabase(ctx, cfg, logger); err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if cfg.MigrateOnStart {
+		if err := migrations.Up(url); err != nil {
+			return err
+		}
+		logger.Info("migrations applied")
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return fmt.Errorf("open database pool: %w", err)
+	}
+	defer pool.Close()
+	st := store.New(pool)
+
+	api := apihttp.New(apihttp.Config{Store: st, Logger: logger, Version: version})
+	ln := opt.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", fmt.Sprintf(":%d", cfg.APIPort)); err != nil {
+			return fmt.Errorf("listen on API_PORT %d: %w", cfg.APIPort, err)
+		}
+	}
+	srv := &nethttp.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
+			errc <- fmt.Errorf("serve API: %w", err)
+		}
+	}()
+	logger.Info("API listening", "addr", ln.Addr().String())
+	if opt.Ready != nil {
+		opt.Ready(ln.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if shutErr := srv.Shutdown(shutdownCtx); shutErr != nil {
+		logger.Error("API shutdown", "err", shutErr)
+	}
+	wg.Wait()
+	logger.Info("stopped")
+	return err
+}
