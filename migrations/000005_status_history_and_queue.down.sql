@@ -1,0 +1,10 @@
+DROP TABLE IF EXISTS analytics_machine_state;
+DROP TRIGGER IF EXISTS analytics_train_requested ON baseline_train_requests;
+DROP TABLE IF EXISTS baseline_train_requests;
+DROP FUNCTION IF EXISTS analytics_train_requested_trg();
+DROP FUNCTION IF EXISTS machine_running_seconds(uuid, timestamptz);
+DROP FUNCTION IF EXISTS machine_mode_at(uuid, timestamptz);
+DROP TRIGGER IF EXISTS analytics_machine_status_history ON machine_status;
+DROP FUNCTION IF EXISTS analytics_machine_status_trg();
+DROP FUNCTION IF EXISTS analytics_record_status(uuid, boolean, operating_mode, timestamptz);
+DROP TABLE IF EXISTS machine_status_history;
