@@ -1,0 +1,425 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/enms/enms-analytics/triggers"
+)
+
+// This file holds the SQL of the event pipeline: claiming and completing
+// outbox events (analytics_events), the training queue
+// (baseline_train_requests), the sweeper's hour closing, and the worker's
+// per-machine state (analytics_machine_state).
+
+// ErrSweepUnavailable is returned by CloseStaleHours when the database has no
+// analytics_close_stale_hours function (the rollup migration that provides
+// it is not applied).
+var ErrSweepUnavailable = errors.New("analytics_close_stale_hours is not defined in this database")
+
+// seconds converts d for make_interval(secs => …).
+func seconds(d time.Duration) float64 { return d.Seconds() }
+
+// claimEventsSQL leases up to $1 events, at most one per machine: the oldest
+// pending event of each machine whose oldest pending event is neither leased
+// nor waiting for a retry. A machine with an event in flight is therefore
+// never claimed again until that event is done or parked, which keeps each
+// machine's events in order across any number of workers. The inner
+// FOR UPDATE SKIP LOCKED re-checks the lease on the newest row version, so
+// two workers never claim the same event.
+const claimEventsSQL = `
+WITH heads AS (
+    SELECT DISTINCT ON (machine_id) id, run_after, locked_until
+      FROM analytics_events
+     WHERE done_at IS NULL AND parked_at IS NULL
+     ORDER BY machine_id, id
+), ready AS (
+    SELECT id FROM heads
+     WHERE run_after <= now() AND (locked_until IS NULL OR locked_until < now())
+     ORDER BY id
+     LIMIT $1
+), locked AS (
+    SELECT e.id FROM analytics_events e
+     WHERE e.id IN (SELECT id FROM ready)
+       AND e.done_at IS NULL AND e.parked_at IS NULL
+       AND (e.locked_until IS NULL OR e.locked_until < now())
+     FOR UPDATE OF e SKIP LOCKED
+)
+UPDATE analytics_events e
+   SET locked_until = now() + make_interval(secs => $2),
+       locked_by = $3,
+       attempts = e.attempts + 1
+  FROM locked
+ WHERE e.id = locked.id
+RETURNING e.id, e.kind, e.machine_id::text, e.bucket, e.payload, e.created_at, e.attempts`
+
+// ClaimEvents leases up to limit events for owner for the duration lease and
+// returns them in id order, at most one per machine (see claimEventsSQL).
+// Each claim counts as an attempt.
+func (s *Store) ClaimEvents(ctx context.Context, owner string, limit int, lease time.Duration) ([]triggers.Event, error) {
+	rows, err := s.pool.Query(ctx, claimEventsSQL, limit, seconds(lease), owner)
+	if err != nil {
+		return nil, fmt.Errorf("claim events: %w", unavailable(err))
+	}
+	var evs []triggers.Event
+	for rows.Next() {
+		var ev triggers.Event
+		var kind string
+		var bucket *time.Time
+		var payload []byte
+		if err := rows.Scan(&ev.ID, &kind, &ev.MachineID, &bucket, &payload, &ev.CreatedAt, &ev.Attempt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("claim events: %w", err)
+		}
+		ev.Kind = triggers.Kind(kind)
+		if bucket != nil {
+			ev.Bucket = *bucket
+		}
+		ev.Payload = json.RawMessage(payload)
+		evs = append(evs, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim events: %w", unavailable(err))
+	}
+	sort.Slice(evs, func(i, j int) bool { return evs[i].ID < evs[j].ID })
+	return evs, nil
+}
+
+// CompleteEvents marks events done. Only events still leased by owner are
+// touched (a lease that expired and was taken over is left to its new holder).
+func (s *Store) CompleteEvents(ctx context.Context, owner string, ids []int64) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE analytics_events SET done_at = now(), locked_until = NULL
+		 WHERE id = ANY($1) AND locked_by = $2 AND done_at IS NULL`, ids, owner)
+	if err != nil {
+		return fmt.Errorf("complete events: %w", unavailable(err))
+	}
+	return nil
+}
+
+// FailEvent records a failed attempt of an event leased by owner: the error
+// is kept in last_error, and the event is retried after backoff or, when park
+// is true, parked (never retried until someone clears parked_at).
+func (s *Store) FailEvent(ctx context.Context, owner string, id int64, errText string, backoff time.Duration, park bool) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE analytics_events
+		   SET locked_until = NULL,
+		       last_error = $3,
+		       run_after = now() + make_interval(secs => $4),
+		       parked_at = CASE WHEN $5 THEN now() END
+		 WHERE id = $1 AND locked_by = $2 AND done_at IS NULL`, id, owner, errText, seconds(backoff), park)
+	if err != nil {
+		return fmt.Errorf("record failed event %d: %w", id, unavailable(err))
+	}
+	return nil
+}
+
+// ReleaseEvents gives back leased events that were not handled (shutdown):
+// the lease is cleared and the claim does not count as an attempt.
+func (s *Store) ReleaseEvents(ctx context.Context, owner string, ids []int64) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE analytics_events
+		   SET locked_until = NULL, locked_by = NULL, attempts = greatest(attempts - 1, 0)
+		 WHERE id = ANY($1) AND locked_by = $2 AND done_at IS NULL`, ids, owner)
+	if err != nil {
+		return fmt.Errorf("release events: %w", unavailable(err))
+	}
+	return nil
+}
+
+// EventBacklog is the state of the outbox.
+type EventBacklog struct {
+	Pending       int64   // events not yet done nor parked
+	Parked        int64   // events that gave up after the attempt limit
+	OldestPending float64 // age in seconds of the oldest pending event (0 when none)
+}
+
+// EventBacklog counts pending and parked events and the age of the oldest
+// pending one, by the database clock.
+func (s *Store) EventBacklog(ctx context.Context) (EventBacklog, error) {
+	var b EventBacklog
+	err := s.pool.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE parked_at IS NULL),
+		       count(*) FILTER (WHERE parked_at IS NOT NULL),
+		       coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL)), 0)::double precision
+		  FROM analytics_events WHERE done_at IS NULL`).Scan(&b.Pending, &b.Parked, &b.OldestPending)
+	if err != nil {
+		return b, fmt.Errorf("query event backlog: %w", unavailable(err))
+	}
+	return b, nil
+}
+
+// ParkedEvent is an event the worker gave up on, with its last error.
+type ParkedEvent struct {
+	ID        int64
+	Kind      triggers.Kind
+	MachineID string
+	Bucket    *time.Time
+	Attempts  int
+	LastError string
+	CreatedAt time.Time
+	ParkedAt  time.Time
+}
+
+// ParkedEvents lists up to limit parked events, newest first. An operator
+// retries one with
+// UPDATE analytics_events SET parked_at = NULL, attempts = 0, run_after = now() WHERE id = …
+func (s *Store) ParkedEvents(ctx context.Context, limit int) ([]ParkedEvent, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT id, kind, machine_id::text, bucket, attempts, coalesce(last_error, ''), created_at, parked_at
+		  FROM analytics_events
+		 WHERE parked_at IS NOT NULL AND done_at IS NULL
+		 ORDER BY parked_at DESC, id DESC
+		 LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list parked events: %w", unavailable(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ParkedEvent, error) {
+		var p ParkedEvent
+		var kind string
+		err := r.Scan(&p.ID, &kind, &p.MachineID, &p.Bucket, &p.Attempts, &p.LastError, &p.CreatedAt, &p.ParkedAt)
+		p.Kind = triggers.Kind(kind)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list parked events: %w", unavailable(err))
+	}
+	return out, nil
+}
+
+// PruneEvents deletes events done more than retention ago, in batches, and
+// returns how many it deleted. Parked events are kept.
+func (s *Store) PruneEvents(ctx context.Context, retention time.Duration) (int64, error) {
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, `
+			DELETE FROM analytics_events WHERE id IN (
+				SELECT id FROM analytics_events
+				 WHERE done_at < now() - make_interval(secs => $1)
+				 LIMIT 5000)`, seconds(retention))
+		if err != nil {
+			return total, fmt.Errorf("prune events: %w", unavailable(err))
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < 5000 {
+			return total, nil
+		}
+	}
+}
+
+// CloseStaleHours closes every open machine-hour that has had no newer data
+// for grace after its end (analytics_close_stale_hours) and returns how many
+// it closed. It returns ErrSweepUnavailable when the function does not exist.
+func (s *Store) CloseStaleHours(ctx context.Context, grace time.Duration) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT analytics_close_stale_hours(make_interval(secs => $1))`, seconds(grace)).Scan(&n)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42883" { // undefined_function
+		return 0, ErrSweepUnavailable
+	}
+	if err != nil {
+		return 0, fmt.Errorf("close stale hours: %w", unavailable(err))
+	}
+	return n, nil
+}
+
+// RecordHourClosed notes in analytics_machine_state that the machine's hour
+// closed; last_closed_hour only moves forward.
+func (s *Store) RecordHourClosed(ctx context.Context, machineID string, hour time.Time) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO analytics_machine_state AS s (machine_id, last_closed_hour)
+		VALUES ($1, $2)
+		ON CONFLICT (machine_id) DO UPDATE
+		   SET last_closed_hour = greatest(s.last_closed_hour, excluded.last_closed_hour),
+		       updated_at = now()`, machineID, hour)
+	if err != nil {
+		return fmt.Errorf("record closed hour: %w", unavailable(err))
+	}
+	return nil
+}
+
+// RecordStatus notes in analytics_machine_state the machine's status as of
+// at; an older status than the one recorded is ignored.
+func (s *Store) RecordStatus(ctx context.Context, machineID string, mode triggers.Mode, running bool, at time.Time) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO analytics_machine_state AS s (machine_id, last_status, last_running, last_status_at)
+		VALUES ($1, $2::operating_mode, $3, $4)
+		ON CONFLICT (machine_id) DO UPDATE
+		   SET last_status = excluded.last_status,
+		       last_running = excluded.last_running,
+		       last_status_at = excluded.last_status_at,
+		       updated_at = now()
+		 WHERE s.last_status_at IS NULL OR s.last_status_at <= excluded.last_status_at`,
+		machineID, string(mode), running, at)
+	if err != nil {
+		return fmt.Errorf("record machine status: %w", unavailable(err))
+	}
+	return nil
+}
+
+// TrainStatus is the status of a training request.
+type TrainStatus string
+
+// The statuses of baseline_train_requests.status.
+const (
+	TrainPending  TrainStatus = "pending"
+	TrainRunning  TrainStatus = "running"
+	TrainDone     TrainStatus = "done"     // a valid baseline was published (baseline_id)
+	TrainRejected TrainStatus = "rejected" // trained, but failed validity; stored inactive (error lists why)
+	TrainFailed   TrainStatus = "failed"   // could not train (error says why)
+)
+
+// Final reports whether the status ends a request.
+func (s TrainStatus) Final() bool {
+	return s == TrainDone || s == TrainRejected || s == TrainFailed
+}
+
+// TrainRequest is one row of baseline_train_requests, as the trainer sees it.
+type TrainRequest struct {
+	ID            string
+	MachineID     string // empty when the request names no machine
+	Drivers       []string
+	TrainingStart *time.Time
+	TrainingEnd   *time.Time
+	Options       json.RawMessage
+	RequestedBy   string
+	Attempts      int // 1 on the first try
+	CreatedAt     time.Time
+}
+
+const trainRequestColumns = `id::text, coalesce(machine_id::text, ''), drivers, training_start, training_end,
+	options, coalesce(requested_by, ''), attempts, created_at`
+
+func scanTrainRequest(r pgx.CollectableRow) (TrainRequest, error) {
+	var q TrainRequest
+	var opts []byte
+	err := r.Scan(&q.ID, &q.MachineID, &q.Drivers, &q.TrainingStart, &q.TrainingEnd, &opts, &q.RequestedBy, &q.Attempts, &q.CreatedAt)
+	q.Options = json.RawMessage(opts)
+	return q, err
+}
+
+// ClaimTrainRequests moves up to limit requests from pending (or running
+// with an expired lease: their worker died) to running, leased by owner, in
+// the order they were made.
+func (s *Store) ClaimTrainRequests(ctx context.Context, owner string, limit int, lease time.Duration) ([]TrainRequest, error) {
+	rows, err := s.pool.Query(ctx, `
+		UPDATE baseline_train_requests r
+		   SET status = 'running', started_at = now(), attempts = r.attempts + 1,
+		       locked_until = now() + make_interval(secs => $2), locked_by = $3
+		 WHERE r.id IN (
+			SELECT id FROM baseline_train_requests
+			 WHERE (status = 'pending' AND run_after <= now())
+			    OR (status = 'running' AND locked_until < now())
+			 ORDER BY created_at, id
+			 LIMIT $1
+			 FOR UPDATE SKIP LOCKED)
+		RETURNING `+trainRequestColumns, limit, seconds(lease), owner)
+	if err != nil {
+		return nil, fmt.Errorf("claim training requests: %w", unavailable(err))
+	}
+	reqs, err := pgx.CollectRows(rows, scanTrainRequest)
+	if err != nil {
+		return nil, fmt.Errorf("claim training requests: %w", unavailable(err))
+	}
+	sort.Slice(reqs, func(i, j int) bool { return reqs[i].CreatedAt.Before(reqs[j].CreatedAt) })
+	return reqs, nil
+}
+
+// LockTrainRequest locks a request claimed by owner inside tx and reports
+// whether owner still holds it (false when its lease expired and another
+// worker took it over).
+func LockTrainRequest(ctx context.Context, tx pgx.Tx, owner, id string) (bool, error) {
+	var one int
+	err := tx.QueryRow(ctx, `
+		SELECT 1 FROM baseline_train_requests
+		 WHERE id = $1 AND locked_by = $2 AND status = 'running'
+		 FOR UPDATE`, id, owner).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("lock training request %s: %w", id, unavailable(err))
+	}
+	return true, nil
+}
+
+// FinishTrainRequest records the final status of a request inside tx and
+// notifies baseline_train_done with its id (delivered when tx commits).
+// errText and baselineID may be empty.
+func FinishTrainRequest(ctx context.Context, tx pgx.Tx, id string, status TrainStatus, errText, baselineID string) error {
+	if !status.Final() {
+		return fmt.Errorf("finish training request %s: %q is not a final status", id, status)
+	}
+	_, err := tx.Exec(ctx, `
+		UPDATE baseline_train_requests
+		   SET status = $2, error = nullif($3, ''), baseline_id = nullif($4, '')::uuid,
+		       finished_at = now(), locked_until = NULL
+		 WHERE id = $1`, id, string(status), errText, baselineID)
+	if err != nil {
+		return fmt.Errorf("finish training request %s: %w", id, unavailable(err))
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, string(triggers.ChannelTrainDone), id); err != nil {
+		return fmt.Errorf("notify training request %s done: %w", id, unavailable(err))
+	}
+	return nil
+}
+
+// FinishTrainRequestNow is FinishTrainRequest in a transaction of its own,
+// for a request still leased by owner. It reports whether owner held it.
+func (s *Store) FinishTrainRequestNow(ctx context.Context, owner, id string, status TrainStatus, errText string) (bool, error) {
+	var held bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		if held, err = LockTrainRequest(ctx, tx, owner, id); err != nil || !held {
+			return err
+		}
+		return FinishTrainRequest(ctx, tx, id, status, errText, "")
+	})
+	return held, err
+}
+
+// RetryTrainRequest puts a request leased by owner back to pending after a
+// transient failure: it runs again after backoff, and error keeps the
+// failure until then.
+func (s *Store) RetryTrainRequest(ctx context.Context, owner, id, errText string, backoff time.Duration) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE baseline_train_requests
+		   SET status = 'pending', error = $3, run_after = now() + make_interval(secs => $4),
+		       locked_until = NULL, locked_by = NULL
+		 WHERE id = $1 AND locked_by = $2 AND status = 'running'`, id, owner, errText, seconds(backoff))
+	if err != nil {
+		return fmt.Errorf("retry training request %s: %w", id, unavailable(err))
+	}
+	return nil
+}
+
+// ReleaseTrainRequests puts requests leased by owner and not started back to
+// pending (shutdown); the claim does not count as an attempt.
+func (s *Store) ReleaseTrainRequests(ctx context.Context, owner string, ids []string) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE baseline_train_requests
+		   SET status = 'pending', started_at = NULL, attempts = greatest(attempts - 1, 0),
+		       locked_until = NULL, locked_by = NULL
+		 WHERE id = ANY($1::uuid[]) AND locked_by = $2 AND status = 'running'`, ids, owner)
+	if err != nil {
+		return fmt.Errorf("release training requests: %w", unavailable(err))
+	}
+	return nil
+}
+
+// PendingTrainRequests counts requests waiting to be trained.
+func (s *Store) PendingTrainRequests(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM baseline_train_requests WHERE status IN ('pending', 'running')`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count training requests: %w", unavailable(err))
+	}
+	return n, nil
+}
