@@ -1,0 +1,344 @@
+package analytics
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Grids searched by HoltWinters on one-step squared error. Small smoothing
+// constants suit hourly energy (seasonal shapes change over weeks, not
+// hours); the AR(1) coefficient φ is solved in closed form per grid point.
+var (
+	fcAlphaGrid = []float64{0.005, 0.02, 0.05, 0.1, 0.2}
+	fcDeltaGrid = []float64{0.01, 0.05, 0.1, 0.2}
+	fcOmegaGrid = []float64{0.01, 0.05, 0.1, 0.2}
+)
+
+// HoltWinters is additive exponential smoothing with one or two seasons
+// (Taylor's double seasonal Holt-Winters, without trend, with an AR(1)
+// adjustment of the one-step errors: J. W. Taylor, "Short-term electricity
+// demand forecasting using double seasonal exponential smoothing", JORS 54,
+// 2003). For period p1 (e.g. 24 hours) and p2 (e.g. 168, or 0 for one
+// season), with ε_t = y_t − (ℓ + d_{t−p1} + w_{t−p2}):
+//
+//	ℓ_t = ℓ_{t−1} + α ε_t
+//	d_t = d_{t−p1} + δ (y_t − ℓ_t − w_{t−p2} − d_{t−p1})
+//	w_t = w_{t−p2} + ω (y_t − ℓ_t − d_{t−p1} − w_{t−p2})
+//	ŷ_{t+h|t} = ℓ_t + d_{t+h−p1} + w_{t+h−p2} + φʰ ε_t
+//
+// α, δ, ω are chosen on a small grid by the one-step sum of squared errors
+// of ε_t − φ ε_{t−1}; for each grid point φ is the least-squares AR(1)
+// coefficient Σ ε_t ε_{t−1} / Σ ε_{t−1}², clipped to [0, 0.98] (the states do
+// not depend on φ, so this is exact). The seasonal states start from the
+// means of the first two longest seasons. Missing values (NaN) leave the
+// states unchanged and carry the AR term forward as φ ε.
+func HoltWinters(p1, p2 int) ForecastModel {
+	name := "holt_winters"
+	m := 2*max(p1, p2) + 2*p1
+	if p2 == 0 {
+		name = "holt_winters_single"
+		m = 3 * p1
+	}
+	return ForecastModel{Name: name, MinHistory: m, Fit: func(s ForecastSeries) (Forecaster, error) {
+		return fitHoltWinters(name, s.Values, p1, p2)
+	}}
+}
+
+type hwModel struct {
+	name                     string
+	p1, p2                   int
+	alpha, delta, omega, phi float64
+	level                    float64
+	d, w                     []float64 // indexed by t mod p1, t mod p2 (w is nil for one season)
+	n                        int       // index of the next observation
+	eprev                    float64   // last one-step base error
+}
+
+func (m *hwModel) Name() string { return m.name }
+
+func (m *hwModel) season(i int) float64 {
+	v := m.d[i%m.p1]
+	if m.w != nil {
+		v += m.w[i%m.p2]
+	}
+	return v
+}
+
+// observe updates the states with y and returns the base error ε (NaN when
+// y is missing).
+func (m *hwModel) observe(y float64) float64 {
+	i := m.n
+	m.n++
+	if math.IsNaN(y) {
+		m.eprev *= m.phi
+		return math.NaN()
+	}
+	d := m.d[i%m.p1]
+	var w float64
+	if m.w != nil {
+		w = m.w[i%m.p2]
+	}
+	e := y - (m.level + d + w)
+	m.level += m.alpha * e
+	m.d[i%m.p1] = d + m.delta*(y-m.level-w-d)
+	if m.w != nil {
+		m.w[i%m.p2] = w + m.omega*(y-m.level-d-w)
+	}
+	m.eprev = e
+	return e
+}
+
+func (m *hwModel) Observe(y float64) { m.observe(y) }
+
+func (m *hwModel) Forecast(dst []float64) {
+	ar := m.eprev
+	for h := range dst {
+		ar *= m.phi
+		dst[h] = m.level + m.season(m.n+h) + ar
+	}
+}
+
+// hwInit returns the starting level and seasonal states from the first two
+// longest seasons.
+func hwInit(y []float64, p1, p2 int) (level float64, d, w []float64) {
+	long := max(p1, p2)
+	head := y[:2*long]
+	level, _ = fcMean(head)
+	d = make([]float64, p1)
+	for j := range p1 {
+		var sum float64
+		var n int
+		for i := j; i < len(head); i += p1 {
+			if !math.IsNaN(head[i]) {
+				sum += head[i]
+				n++
+			}
+		}
+		if n > 0 {
+			d[j] = sum/float64(n) - level
+		}
+	}
+	if p2 == 0 {
+		return level, d, nil
+	}
+	w = make([]float64, p2)
+	for j := range p2 {
+		var sum float64
+		var n int
+		for i := j; i < len(head); i += p2 {
+			if !math.IsNaN(head[i]) {
+				sum += head[i] - d[i%p1]
+				n++
+			}
+		}
+		if n > 0 {
+			w[j] = sum/float64(n) - level
+		}
+	}
+	return level, d, w
+}
+
+func fitHoltWinters(name string, y []float64, p1, p2 int) (Forecaster, error) {
+	if p1 < 1 || (p2 != 0 && p2 <= p1) {
+		panic(fmt.Sprintf("analytics: Holt-Winters periods %d, %d", p1, p2))
+	}
+	long := max(p1, p2)
+	if need := 2*long + p1; len(y) < need {
+		return nil, fmt.Errorf("%w: Holt-Winters with season %d needs %d buckets, have %d", ErrShortHistory, long, need, len(y))
+	}
+	level, d0, w0 := hwInit(y, p1, p2)
+	omegas := fcOmegaGrid
+	if p2 == 0 {
+		omegas = []float64{0}
+	}
+	m := &hwModel{name: name, p1: p1, p2: p2, d: make([]float64, p1)}
+	if p2 != 0 {
+		m.w = make([]float64, p2)
+	}
+	reset := func(a, dl, om float64) {
+		m.alpha, m.delta, m.omega, m.phi = a, dl, om, 0
+		m.level, m.n, m.eprev = level, 0, 0
+		copy(m.d, d0)
+		copy(m.w, w0)
+	}
+	bestSSE := math.Inf(1)
+	var best [4]float64
+	for _, a := range fcAlphaGrid {
+		for _, dl := range fcDeltaGrid {
+			for _, om := range omegas {
+				reset(a, dl, om)
+				var sxy, sxx, syy float64
+				prev := math.NaN()
+				for i, v := range y {
+					e := m.observe(v)
+					if i >= long && !math.IsNaN(e) && !math.IsNaN(prev) {
+						sxy += e * prev
+						sxx += prev * prev
+						syy += e * e
+					}
+					prev = e
+				}
+				phi := 0.0
+				if sxx > 0 {
+					phi = min(max(sxy/sxx, 0), 0.98)
+				}
+				// Σ(ε_t − φε_{t−1})² = Σε_t² − 2φΣε_tε_{t−1} + φ²Σε_{t−1}²
+				sse := syy - 2*phi*sxy + phi*phi*sxx
+				if sse < bestSSE {
+					bestSSE, best = sse, [4]float64{a, dl, om, phi}
+				}
+			}
+		}
+	}
+	reset(best[0], best[1], best[2])
+	m.phi = best[3]
+	for _, v := range y {
+		m.observe(v)
+	}
+	return m, nil
+}
+
+// TimeOfWeekRegression is the least-squares regression of bucket energy on
+// time-of-week indicators (hour of week for hourly buckets, quarter-hour of
+// week for 15-minute buckets, weekday for daily ones) in the series'
+// calendar, with exponentially decaying weights wᵢ = 2^(−age/halfLife)
+// (age in buckets) so that a level drift (weather, production mix) is
+// followed. With indicator columns the weighted normal equations are
+// diagonal and the solution is the weighted mean of each cell,
+//
+//	β_c = Σ_{i∈c} wᵢ yᵢ / Σ_{i∈c} wᵢ,
+//
+// which is kept exactly up to date in O(1) per observation (each cell's sums
+// decay lazily by 2^(−Δ/halfLife) since its last update). With fewer than
+// three weeks of history the cells are bucket-of-day × {weekday, weekend}
+// instead, so that every cell has several observations; an empty cell
+// forecasts the weighted mean of all buckets. It needs half a half-life of
+// history.
+func TimeOfWeekRegression(halfLife int) ForecastModel {
+	const name = "time_of_week_regression"
+	return ForecastModel{Name: name, MinHistory: max(halfLife/2, 1), Fit: func(s ForecastSeries) (Forecaster, error) {
+		if len(s.Values) == 0 {
+			return nil, fmt.Errorf("%w: the time-of-week regression needs history", ErrShortHistory)
+		}
+		weekly := time.Duration(len(s.Values))*s.Step >= 21*24*time.Hour
+		if s.Step == 24*time.Hour {
+			weekly = len(s.Values) >= 21
+		}
+		m := &towModel{series: ForecastSeries{Start: s.Start, Step: s.Step}, weekly: weekly,
+			decay: math.Pow(2, -1/float64(halfLife))}
+		ncell := 2 * s.StepsPerDay()
+		if weekly {
+			ncell = 7 * s.StepsPerDay()
+		}
+		m.sum, m.weight, m.last = make([]float64, ncell+1), make([]float64, ncell+1), make([]int, ncell+1)
+		for _, v := range s.Values {
+			m.Observe(v)
+		}
+		return m, nil
+	}}
+}
+
+type towModel struct {
+	series ForecastSeries // geometry
+	weekly bool
+	decay  float64 // per-bucket weight factor 2^(−1/halfLife)
+	// per cell, and the last slot for all buckets: decayed Σwy, Σw, and the
+	// bucket index of the last update
+	sum, weight []float64
+	last        []int
+	n           int
+}
+
+func (m *towModel) Name() string { return "time_of_week_regression" }
+
+func (m *towModel) cell(i int) int {
+	t := m.series.At(i)
+	perDay := m.series.StepsPerDay()
+	slot := 0
+	if perDay > 1 {
+		slot = (t.Hour()*60 + t.Minute()) / int(m.series.Step/time.Minute)
+	}
+	wd := int(t.Weekday())
+	if m.weekly {
+		return wd*perDay + slot
+	}
+	if wd == 0 || wd == 6 {
+		return perDay + slot
+	}
+	return slot
+}
+
+func (m *towModel) add(c, i int, y float64) {
+	f := math.Pow(m.decay, float64(i-m.last[c]))
+	m.sum[c] = m.sum[c]*f + y
+	m.weight[c] = m.weight[c]*f + 1
+	m.last[c] = i
+}
+
+func (m *towModel) Observe(y float64) {
+	i := m.n
+	m.n++
+	if math.IsNaN(y) {
+		return
+	}
+	m.add(m.cell(i), i, y)
+	m.add(len(m.sum)-1, i, y)
+}
+
+func (m *towModel) Forecast(dst []float64) {
+	all := len(m.sum) - 1
+	for h := range dst {
+		c := m.cell(m.n + h)
+		if m.weight[c] == 0 {
+			c = all
+		}
+		if m.weight[c] == 0 {
+			dst[h] = math.NaN()
+			continue
+		}
+		dst[h] = m.sum[c] / m.weight[c]
+	}
+}
+
+// SeasonalNaive forecasts each bucket by the value one season (lag buckets)
+// earlier: ŷ_{t+h} = y_{t+h−k·lag} with k = ⌈h/lag⌉. Lag 1 is persistence. A
+// missing value keeps the value of the season before it.
+func SeasonalNaive(lag int) ForecastModel {
+	name := fmt.Sprintf("seasonal_naive_lag%d", lag)
+	return ForecastModel{Name: name, MinHistory: lag, Fit: func(s ForecastSeries) (Forecaster, error) {
+		if len(s.Values) < lag {
+			return nil, fmt.Errorf("%w: %s needs %d buckets, have %d", ErrShortHistory, name, lag, len(s.Values))
+		}
+		m := &naiveModel{name: name, ring: make([]float64, lag)}
+		fill, _ := fcMean(s.Values)
+		for i := range m.ring {
+			m.ring[i] = fill
+		}
+		for _, v := range s.Values {
+			m.Observe(v)
+		}
+		return m, nil
+	}}
+}
+
+type naiveModel struct {
+	name string
+	ring []float64 // ring[i mod lag] = the latest value of that phase
+	n    int
+}
+
+func (m *naiveModel) Name() string { return m.name }
+
+func (m *naiveModel) Observe(y float64) {
+	if !math.IsNaN(y) {
+		m.ring[m.n%len(m.ring)] = y
+	}
+	m.n++
+}
+
+func (m *naiveModel) Forecast(dst []float64) {
+	for h := range dst {
+		dst[h] = m.ring[(m.n+h)%len(m.ring)]
+	}
+}
