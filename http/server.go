@@ -1,95 +1,101 @@
 // Package http is the read API: bunrouter routes under /api/v1/, one
-// error-to-status mapper, JSON encoding, the OpenAPI document and the UI
-// assets. It talks to the database only through store.
+// error-to-status mapper, JSON encoding, the OpenAPI document and the docs
+// page. It talks to the database only through store.
+//
+// Every route is one entry of a route table (Route): the router and the
+// OpenAPI document are both built from it, so they cannot disagree. Feature
+// files add their own table with an init function:
+//
+//	func init() { routeSets = append(routeSets, (*Server).baselineRoutes) }
 package http
 
 import (
-	"context"
-	"encoding/json"
 	"log/slog"
 	nethttp "net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bunrouter"
 
 	"github.com/enms/enms-analytics/store"
 )
 
-// Config wires the API. Store and Logger are required.
+// Config wires the API. Store and Logger are required; every other field
+// may be left zero.
 type Config struct {
 	Store   *store.Store
 	Logger  *slog.Logger
 	Version string // reported by /health
 	// Started is when the service started; zero means when New was called.
 	Started time.Time
+
+	// APIToken, when set, is required as `Authorization: Bearer <token>` on
+	// every mutating route (POST, PUT, DELETE). Empty: no token needed.
+	APIToken string
+	// CORSOrigins are the origins allowed to call the API from a browser.
+	// Empty (the default) sends no CORS headers. "*" allows any origin
+	// without credentials; listed origins are allowed with credentials.
+	CORSOrigins []string
+	// Metrics is the registry /metrics serves and the API's request
+	// metrics are registered on. Nil: a registry of the API's own.
+	Metrics *prometheus.Registry
+	// WorkerStatus, when set, reports the event worker for /health; nil
+	// means no worker runs in this process.
+	WorkerStatus func() WorkerStatus
+	// DefaultTimeout bounds a route without its own timeout; zero: 10 s.
+	DefaultTimeout time.Duration
 }
 
 // Server is the API's HTTP handler.
 type Server struct {
-	cfg    Config
-	router *bunrouter.Router
+	cfg     Config
+	router  *bunrouter.Router
+	handler nethttp.Handler
+	routes  []Route
+	metrics *metrics
+	openapi []byte
 }
 
-// New builds the router with every route registered.
+// New builds the router with every route of every route set registered.
 func New(cfg Config) *Server {
 	if cfg.Started.IsZero() {
 		cfg.Started = time.Now()
 	}
-	s := &Server{cfg: cfg}
-	s.router = bunrouter.New()
-	s.router.GET("/health", s.health)
-	s.router.WithGroup("/api/v1", func(g *bunrouter.Group) {
-		g.GET("/health", s.health)
-	})
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	if cfg.DefaultTimeout <= 0 {
+		cfg.DefaultTimeout = 10 * time.Second
+	}
+	s := &Server{cfg: cfg, metrics: newMetrics(cfg.Metrics)}
+	s.router = bunrouter.New(
+		bunrouter.WithNotFoundHandler(s.notFound),
+		bunrouter.WithMethodNotAllowedHandler(s.methodNotAllowed),
+	)
+	for _, set := range routeSets {
+		for _, rt := range set(s) {
+			s.register(rt)
+		}
+	}
+	s.openapi = s.buildOpenAPI()
+	s.handler = s.outer(s.router)
 	return s
 }
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) {
-	s.router.ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
-type healthResponse struct {
-	Status        string    `json:"status"`
-	Version       string    `json:"version"`
-	UptimeSeconds float64   `json:"uptime_seconds"`
-	Time          time.Time `json:"time"`
-	Database      dbHealth  `json:"database"`
+// Routes returns the registered routes, in registration order.
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+func (s *Server) notFound(w nethttp.ResponseWriter, req bunrouter.Request) error {
+	writeError(w, req.Request, notFoundf("there is no route %s %s; the routes are listed at /api/v1/docs", req.Method, clip(req.URL.Path)))
+	return nil
 }
 
-type dbHealth struct {
-	Status           string `json:"status"`
-	ServerVersion    string `json:"server_version,omitempty"`
-	MigrationVersion int64  `json:"migration_version"`
-	MigrationDirty   bool   `json:"migration_dirty"`
-	Error            string `json:"error,omitempty"`
-}
-
-func (s *Server) health(w nethttp.ResponseWriter, req bunrouter.Request) error {
-	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
-	defer cancel()
-	resp := healthResponse{
-		Status:        "healthy",
-		Version:       s.cfg.Version,
-		UptimeSeconds: time.Since(s.cfg.Started).Seconds(),
-		Time:          time.Now().UTC(),
-	}
-	info, err := s.cfg.Store.Health(ctx)
-	status := nethttp.StatusOK
-	if err != nil {
-		resp.Status = "unhealthy"
-		resp.Database = dbHealth{Status: "unreachable", Error: "the database did not answer"}
-		s.cfg.Logger.WarnContext(ctx, "health check: database unreachable", "err", err)
-		status = nethttp.StatusServiceUnavailable
-	} else {
-		resp.Database = dbHealth{Status: "connected", ServerVersion: info.ServerVersion,
-			MigrationVersion: info.MigrationVersion, MigrationDirty: info.MigrationDirty}
-	}
-	return writeJSON(w, status, resp)
-}
-
-func writeJSON(w nethttp.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
+func (s *Server) methodNotAllowed(w nethttp.ResponseWriter, req bunrouter.Request) error {
+	writeError(w, req.Request, Errorf(CodeMethodNotAllowed, "%s is not allowed on %s; see /api/v1/docs", req.Method, clip(req.URL.Path)))
+	return nil
 }
