@@ -1,0 +1,2 @@
+DROP VIEW IF EXISTS energy_forecast_accuracy;
+DROP TABLE IF EXISTS energy_forecasts;
