@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// queryer is what a pool and a transaction have in common.
+type queryer interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// FeatureHour is one machine-hour as the rollups and the status history
+// describe it: the facts from which baseline features and the exclusion of
+// abnormal hours are decided. A driver the machine did not report in the
+// hour is NaN, never zero.
+type FeatureHour struct {
+	Hour      time.Time
+	EnergyKWh float64
+	// Drivers, NaN when not reported.
+	ProductionCount     float64 // total_production_count (NaN: no production rollup row)
+	OutdoorTempC        float64 // avg_outdoor_temp_c
+	PressureBar         float64 // avg_pressure_bar
+	MaterialMoisturePct float64 // avg_material_moisture
+	// ProductionRunningShare is running_seconds over the seconds of every
+	// mode in production_data_1hour; NaN when the hour has no mode readings.
+	ProductionRunningShare float64
+	// DominantMode is the production rollup's dominant_mode ("" when none).
+	DominantMode string
+	// HistoryRunningSeconds is machine_running_seconds(machine, hour): seconds
+	// of the hour the status history says the machine ran (unknown counts as
+	// running).
+	HistoryRunningSeconds float64
+	// AbnormalSeconds are the seconds of the hour the status history has the
+	// machine in maintenance, fault or offline.
+	AbnormalSeconds float64
+}
+
+const featureHoursSQL = `
+SELECT e.bucket,
+       e.total_energy_kwh,
+       p.total_production_count::double precision,
+       env.avg_outdoor_temp_c,
+       env.avg_pressure_bar,
+       p.avg_material_moisture,
+       p.running_seconds / nullif(p.running_seconds + p.idle_seconds + p.maintenance_seconds
+                                  + p.fault_seconds + p.offline_seconds, 0),
+       coalesce(p.dominant_mode::text, ''),
+       machine_running_seconds(e.machine_id, e.bucket),
+       coalesce((
+           SELECT sum(extract(epoch FROM least(coalesce(h.valid_to, 'infinity'), e.bucket + interval '1 hour')
+                                         - greatest(h.valid_from, e.bucket)))
+             FROM machine_status_history h
+            WHERE h.machine_id = e.machine_id
+              AND h.valid_from < e.bucket + interval '1 hour'
+              AND (h.valid_to IS NULL OR h.valid_to > e.bucket)
+              AND h.mode IN ('maintenance', 'fault', 'offline')), 0)::double precision
+  FROM energy_readings_1hour e
+  LEFT JOIN production_data_1hour p ON p.machine_id = e.machine_id AND p.bucket = e.bucket
+  LEFT JOIN environmental_data_1hour env ON env.machine_id = e.machine_id AND env.bucket = e.bucket
+ WHERE e.machine_id = $1 AND e.bucket >= $2 AND e.bucket < $3 AND e.reading_count > 0
+ ORDER BY e.bucket`
+
+// FeatureHours returns the machine's hours in [start, end) that have energy
+// readings, in time order.
+func (s *Store) FeatureHours(ctx context.Context, machineID string, start, end time.Time) ([]FeatureHour, error) {
+	return featureHours(ctx, s.pool, machineID, start, end)
+}
+
+func featureHours(ctx context.Context, q queryer, machineID string, start, end time.Time) ([]FeatureHour, error) {
+	rows, err := q.Query(ctx, featureHoursSQL, machineID, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("query feature hours: %w", unavailable(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (FeatureHour, error) {
+		var h FeatureHour
+		var prod, temp, press, moist, share *float64
+		err := r.Scan(&h.Hour, &h.EnergyKWh, &prod, &temp, &press, &moist, &share,
+			&h.DominantMode, &h.HistoryRunningSeconds, &h.AbnormalSeconds)
+		h.ProductionCount, h.OutdoorTempC, h.PressureBar = orNaN(prod), orNaN(temp), orNaN(press)
+		h.MaterialMoisturePct, h.ProductionRunningShare = orNaN(moist), orNaN(share)
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read feature hours: %w", unavailable(err))
+	}
+	return out, nil
+}
+
+func orNaN(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
+}
+
+// DataRange is the first and last hour with energy readings of a machine
+// in a window; Hours counts them. Zero Hours means no data.
+type DataRange struct {
+	First, Last time.Time
+	Hours       int
+}
+
+// EnergyDataRange reports which hours of [start, end) have energy readings.
+func (s *Store) EnergyDataRange(ctx context.Context, machineID string, start, end time.Time) (DataRange, error) {
+	var r DataRange
+	var first, last *time.Time
+	err := s.pool.QueryRow(ctx, `
+		SELECT min(bucket), max(bucket), count(*) FROM energy_readings_1hour
+		 WHERE machine_id = $1 AND bucket >= $2 AND bucket < $3 AND reading_count > 0`,
+		machineID, start, end).Scan(&first, &last, &r.Hours)
+	if err != nil {
+		return r, fmt.Errorf("query energy data range: %w", unavailable(err))
+	}
+	if first != nil {
+		r.First, r.Last = *first, *last
+	}
+	return r, nil
+}
