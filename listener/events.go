@@ -1,0 +1,164 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/enms/enms-analytics/triggers"
+)
+
+// storeTimeout bounds the bookkeeping writes (complete, fail, release),
+// which also run during shutdown after ctx is done.
+const storeTimeout = 10 * time.Second
+
+// runEvents is the claim loop of the outbox: it claims batches (one event
+// per machine) when woken by a notification, a completed event, a retry
+// timer or the poll ticker, and feeds Concurrency handler goroutines.
+func (w *Worker) runEvents(ctx, hctx context.Context) {
+	work := make(chan triggers.Event)
+	completed := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	for range w.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ev := range work {
+				w.processEvent(ctx, hctx, ev)
+				wake(completed)
+			}
+		}()
+	}
+
+	poll := time.NewTicker(w.cfg.PollInterval)
+	defer poll.Stop()
+	var queue []triggers.Event
+	dirty, drained := true, false
+	for {
+		if len(queue) == 0 && dirty && ctx.Err() == nil {
+			dirty = false
+			epoch := w.listenEpoch.Load()
+			evs, err := w.st.ClaimEvents(ctx, w.cfg.Name, w.cfg.BatchSize, w.cfg.eventLease())
+			switch {
+			case err != nil && ctx.Err() == nil:
+				w.log.Warn("claim events failed; retrying at the next wake-up or poll", "err", err)
+			case err == nil:
+				queue = evs
+				if len(evs) == w.cfg.BatchSize {
+					dirty = true // there may be more
+				} else {
+					w.markDrained(&drained, epoch)
+				}
+			}
+		}
+		var send chan triggers.Event
+		var next triggers.Event
+		if len(queue) > 0 {
+			send, next = work, queue[0]
+		}
+		select {
+		case <-ctx.Done():
+			close(work)
+			w.releaseEvents(hctx, queue)
+			wg.Wait()
+			return
+		case send <- next:
+			queue = queue[1:]
+		case <-w.eventWake:
+			dirty = true
+		case <-completed:
+			dirty = true
+		case <-poll.C:
+			dirty = true
+		}
+	}
+}
+
+// releaseEvents gives back claimed events that were never started.
+func (w *Worker) releaseEvents(hctx context.Context, evs []triggers.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	ids := make([]int64, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.ID
+	}
+	sctx, cancel := context.WithTimeout(hctx, storeTimeout)
+	defer cancel()
+	if err := w.st.ReleaseEvents(sctx, w.cfg.Name, ids); err != nil {
+		w.log.Warn("release claimed events at shutdown; their lease will expire instead", "err", err, "events", len(ids))
+	}
+}
+
+// processEvent runs the handlers of one event and records the outcome:
+// done, retry after backoff, or parked after MaxAttempts. An event that a
+// shutdown interrupted is released, not counted as failed.
+func (w *Worker) processEvent(ctx, hctx context.Context, ev triggers.Event) {
+	kind := string(ev.Kind)
+	var err error
+	switch {
+	case ev.Attempt > w.cfg.MaxAttempts:
+		err = fmt.Errorf("the worker was interrupted (stopped or lost its lease) %d times while handling this event", ev.Attempt-1)
+	default:
+		if err = ev.Validate(); err == nil {
+			err = w.runHandlers(hctx, ev)
+		}
+	}
+	sctx, cancel := context.WithTimeout(hctx, storeTimeout)
+	defer cancel()
+	if err == nil {
+		if err := w.st.CompleteEvents(sctx, w.cfg.Name, []int64{ev.ID}); err != nil {
+			w.log.Warn("record event done; it will be handled again", "event", ev.ID, "err", err)
+			return
+		}
+		w.metrics.processed.WithLabelValues(kind).Inc()
+		w.metrics.latency.Observe(max(time.Since(ev.CreatedAt).Seconds(), 0))
+		return
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		w.releaseEvents(hctx, []triggers.Event{ev})
+		return
+	}
+	park := ev.Attempt >= w.cfg.MaxAttempts || ev.Validate() != nil
+	backoff := w.cfg.Backoff(ev.Attempt)
+	if ferr := w.st.FailEvent(sctx, w.cfg.Name, ev.ID, err.Error(), backoff, park); ferr != nil {
+		w.log.Warn("record event failure; its lease will expire instead", "event", ev.ID, "err", ferr)
+		return
+	}
+	w.metrics.failed.WithLabelValues(kind).Inc()
+	if park {
+		w.metrics.parked.WithLabelValues(kind).Inc()
+		w.log.Error("event parked", "event", ev.ID, "kind", kind, "machine_id", ev.MachineID, "attempts", ev.Attempt, "err", err)
+		return
+	}
+	w.log.Warn("event failed; will retry", "event", ev.ID, "kind", kind, "machine_id", ev.MachineID,
+		"attempt", ev.Attempt, "retry_in", backoff, "err", err)
+	time.AfterFunc(backoff, func() { wake(w.eventWake) })
+}
+
+// runHandlers calls the handlers of the event's kind in order, each under
+// HandlerTimeout; a panic becomes an error.
+func (w *Worker) runHandlers(hctx context.Context, ev triggers.Event) error {
+	w.mu.Lock()
+	hs := w.handlers[ev.Kind]
+	w.mu.Unlock()
+	ctx, cancel := context.WithTimeout(hctx, w.cfg.HandlerTimeout)
+	defer cancel()
+	for _, h := range hs {
+		if err := callHandler(ctx, h, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func callHandler(ctx context.Context, h Handler, ev triggers.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return h(ctx, ev)
+}
