@@ -1,0 +1,382 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Forecast resolutions, the values of energy_forecasts.resolution.
+const (
+	Resolution15Min = "15min"
+	Resolution1Hour = "1hour"
+	Resolution1Day  = "1day"
+)
+
+// BucketEnergy is the energy of one rollup bucket.
+type BucketEnergy struct {
+	Bucket time.Time
+	KWh    float64
+}
+
+// BucketEnergies returns the machine's total_energy_kwh per bucket in
+// [from, to), oldest first, from energy_readings_1hour (resolution "1hour")
+// or energy_readings_15min ("15min"). Buckets without a rollup row are
+// absent.
+func (s *Store) BucketEnergies(ctx context.Context, machineID, resolution string, from, to time.Time) ([]BucketEnergy, error) {
+	var table string
+	switch resolution {
+	case Resolution1Hour:
+		table = "energy_readings_1hour"
+	case Resolution15Min:
+		table = "energy_readings_15min"
+	default:
+		return nil, fmt.Errorf("bucket energies: resolution %q has no rollup table", resolution)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT bucket, total_energy_kwh FROM `+table+`
+		WHERE machine_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket`, machineID, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("bucket energies of %s: %w", machineID, unavailable(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BucketEnergy, error) {
+		var b BucketEnergy
+		err := r.Scan(&b.Bucket, &b.KWh)
+		return b, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bucket energies of %s: %w", machineID, unavailable(err))
+	}
+	return out, nil
+}
+
+// DailyEnergies returns the machine's energy per local day of time zone tz,
+// for the days starting in [from, to) (from and to are local midnights),
+// summed from energy_readings_1hour. Each Bucket is the day's local
+// midnight. Days without any hourly row are absent.
+func (s *Store) DailyEnergies(ctx context.Context, machineID, tz string, from, to time.Time) ([]BucketEnergy, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT date_trunc('day', bucket AT TIME ZONE $2) AT TIME ZONE $2 AS day, sum(total_energy_kwh)
+		FROM energy_readings_1hour
+		WHERE machine_id = $1 AND bucket >= $3 AND bucket < $4
+		GROUP BY 1 ORDER BY 1`, machineID, tz, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("daily energies of %s: %w", machineID, unavailable(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BucketEnergy, error) {
+		var b BucketEnergy
+		err := r.Scan(&b.Bucket, &b.KWh)
+		return b, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("daily energies of %s: %w", machineID, unavailable(err))
+	}
+	return out, nil
+}
+
+// ForecastRow is one row of energy_forecasts. Energies are kWh per target
+// bucket; PredictedKW is the bucket's average power.
+type ForecastRow struct {
+	MachineID    string
+	Origin       time.Time
+	TargetBucket time.Time
+	Resolution   string
+	Horizon      int
+	PredictedKWh float64
+	PredictedKW  float64
+	Lower80      float64
+	Upper80      float64
+	Lower95      float64
+	Upper95      float64
+	Model        string
+	ActualKWh    *float64 // nil until the target bucket has closed and been scored
+	IssuedAt     time.Time
+	CreatedAt    time.Time
+}
+
+// UpsertForecasts writes rows in one statement. A row whose key (machine,
+// origin, target bucket, resolution) exists is overwritten with the new
+// values and issued_at = now(); created_at and actual_kwh are kept.
+func (s *Store) UpsertForecasts(ctx context.Context, rows []ForecastRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	machine, res, model := make([]string, n), make([]string, n), make([]string, n)
+	origin, target := make([]time.Time, n), make([]time.Time, n)
+	horizon := make([]int32, n)
+	kwh, kw, l80, u80, l95, u95 := make([]float64, n), make([]float64, n), make([]float64, n),
+		make([]float64, n), make([]float64, n), make([]float64, n)
+	for i, r := range rows {
+		machine[i], res[i], model[i] = r.MachineID, r.Resolution, r.Model
+		origin[i], target[i], horizon[i] = r.Origin, r.TargetBucket, int32(r.Horizon)
+		kwh[i], kw[i], l80[i], u80[i], l95[i], u95[i] = r.PredictedKWh, r.PredictedKW, r.Lower80, r.Upper80, r.Lower95, r.Upper95
+	}
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO energy_forecasts AS f (machine_id, origin, target_bucket, resolution, horizon,
+			predicted_kwh, predicted_kw, lower_80, upper_80, lower_95, upper_95, model)
+		SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int[],
+			$6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::text[])
+		ON CONFLICT (machine_id, origin, target_bucket, resolution) DO UPDATE SET
+			horizon = excluded.horizon, predicted_kwh = excluded.predicted_kwh,
+			predicted_kw = excluded.predicted_kw, lower_80 = excluded.lower_80,
+			upper_80 = excluded.upper_80, lower_95 = excluded.lower_95, upper_95 = excluded.upper_95,
+			model = excluded.model, issued_at = now()`,
+		machine, origin, target, res, horizon, kwh, kw, l80, u80, l95, u95, model)
+	if err != nil {
+		return fmt.Errorf("upsert %d forecasts: %w", n, unavailable(err))
+	}
+	return nil
+}
+
+// ScoreForecasts records the actual energy of the machine's forecast
+// targets that have closed by upTo (the target bucket ends at or before
+// upTo) and start at or after since: from energy_readings_15min and
+// energy_readings_1hour, and for daily targets the sum of the hours of the
+// local day in time zone tz. A target already scored is rewritten only when
+// its actual changed (late data), so running it again changes nothing. A
+// target without rollup rows stays unscored. It returns how many forecast
+// rows it scored.
+func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since, upTo time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `
+		WITH actual AS (
+			SELECT f.origin, f.target_bucket, f.resolution, a.kwh
+			FROM energy_forecasts f
+			CROSS JOIN LATERAL (
+				SELECT r.total_energy_kwh AS kwh FROM energy_readings_15min r
+				WHERE f.resolution = '15min' AND r.machine_id = f.machine_id AND r.bucket = f.target_bucket
+				UNION ALL
+				SELECT r.total_energy_kwh FROM energy_readings_1hour r
+				WHERE f.resolution = '1hour' AND r.machine_id = f.machine_id AND r.bucket = f.target_bucket
+				UNION ALL
+				SELECT sum(r.total_energy_kwh) FROM energy_readings_1hour r
+				WHERE f.resolution = '1day' AND r.machine_id = f.machine_id
+				  AND r.bucket >= f.target_bucket
+				  AND r.bucket < ((f.target_bucket AT TIME ZONE $2) + interval '1 day') AT TIME ZONE $2
+				HAVING count(*) > 0
+			) a
+			WHERE f.machine_id = $1 AND f.target_bucket >= $3
+			  AND CASE f.resolution
+			        WHEN '15min' THEN f.target_bucket + interval '15 minutes'
+			        WHEN '1hour' THEN f.target_bucket + interval '1 hour'
+			        ELSE ((f.target_bucket AT TIME ZONE $2) + interval '1 day') AT TIME ZONE $2
+			      END <= $4
+		)
+		UPDATE energy_forecasts f SET actual_kwh = actual.kwh
+		FROM actual
+		WHERE f.machine_id = $1 AND f.origin = actual.origin AND f.target_bucket = actual.target_bucket
+		  AND f.resolution = actual.resolution AND f.actual_kwh IS DISTINCT FROM actual.kwh`,
+		machineID, tz, since, upTo)
+	if err != nil {
+		return 0, fmt.Errorf("score forecasts of %s: %w", machineID, unavailable(err))
+	}
+	return tag.RowsAffected(), nil
+}
+
+const forecastColumns = `machine_id::text, origin, target_bucket, resolution, horizon, predicted_kwh,
+	predicted_kw, lower_80, upper_80, lower_95, upper_95, model, actual_kwh, issued_at, created_at`
+
+func scanForecast(r pgx.CollectableRow) (ForecastRow, error) {
+	var f ForecastRow
+	err := r.Scan(&f.MachineID, &f.Origin, &f.TargetBucket, &f.Resolution, &f.Horizon, &f.PredictedKWh,
+		&f.PredictedKW, &f.Lower80, &f.Upper80, &f.Lower95, &f.Upper95, &f.Model, &f.ActualKWh,
+		&f.IssuedAt, &f.CreatedAt)
+	return f, err
+}
+
+// LatestForecast returns the machine's forecast at resolution from its
+// latest origin, by horizon; empty when none was issued.
+func (s *Store) LatestForecast(ctx context.Context, machineID, resolution string) ([]ForecastRow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+forecastColumns+` FROM energy_forecasts
+		WHERE machine_id = $1 AND resolution = $2
+		  AND origin = (SELECT max(origin) FROM energy_forecasts WHERE machine_id = $1 AND resolution = $2)
+		ORDER BY horizon`, machineID, resolution)
+	if err != nil {
+		return nil, fmt.Errorf("latest forecast of %s: %w", machineID, unavailable(err))
+	}
+	out, err := pgx.CollectRows(rows, scanForecast)
+	if err != nil {
+		return nil, fmt.Errorf("latest forecast of %s: %w", machineID, unavailable(err))
+	}
+	return out, nil
+}
+
+// ForecastsAt returns the machine's forecast rows issued from origin at
+// resolution, by horizon.
+func (s *Store) ForecastsAt(ctx context.Context, machineID, resolution string, origin time.Time) ([]ForecastRow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+forecastColumns+` FROM energy_forecasts
+		WHERE machine_id = $1 AND resolution = $2 AND origin = $3 ORDER BY horizon`, machineID, resolution, origin)
+	if err != nil {
+		return nil, fmt.Errorf("forecasts of %s at %s: %w", machineID, origin, unavailable(err))
+	}
+	out, err := pgx.CollectRows(rows, scanForecast)
+	if err != nil {
+		return nil, fmt.Errorf("forecasts of %s at %s: %w", machineID, origin, unavailable(err))
+	}
+	return out, nil
+}
+
+// ForecastAccuracy is the accuracy of one machine's forecasts at one
+// resolution and horizon, over scored targets: MAPE in % (actuals > 0;
+// nil when there were none), bias = mean(predicted − actual) in kWh, MAE
+// in kWh, and the share of actuals inside the 80 % and 95 % intervals.
+type ForecastAccuracy struct {
+	Resolution  string
+	Horizon     int
+	N           int
+	MAPE        *float64
+	BiasKWh     float64
+	MAEKWh      float64
+	Coverage80  float64
+	Coverage95  float64
+	FirstTarget time.Time
+	LastTarget  time.Time
+}
+
+// ForecastAccuracies returns the machine's accuracy per resolution and
+// horizon over the targets starting at or after since (the same formulas as
+// the energy_forecast_accuracy view, over a window).
+func (s *Store) ForecastAccuracies(ctx context.Context, machineID string, since time.Time) ([]ForecastAccuracy, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT resolution, horizon, count(*),
+		       100 * avg(abs(actual_kwh - predicted_kwh) / actual_kwh) FILTER (WHERE actual_kwh > 0),
+		       avg(predicted_kwh - actual_kwh), avg(abs(predicted_kwh - actual_kwh)),
+		       avg(CASE WHEN actual_kwh BETWEEN lower_80 AND upper_80 THEN 1.0 ELSE 0.0 END)::float8,
+		       avg(CASE WHEN actual_kwh BETWEEN lower_95 AND upper_95 THEN 1.0 ELSE 0.0 END)::float8,
+		       min(target_bucket), max(target_bucket)
+		FROM energy_forecasts
+		WHERE machine_id = $1 AND actual_kwh IS NOT NULL AND target_bucket >= $2
+		GROUP BY resolution, horizon
+		ORDER BY CASE resolution WHEN '15min' THEN 1 WHEN '1hour' THEN 2 ELSE 3 END, horizon`, machineID, since)
+	if err != nil {
+		return nil, fmt.Errorf("forecast accuracy of %s: %w", machineID, unavailable(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ForecastAccuracy, error) {
+		var a ForecastAccuracy
+		err := r.Scan(&a.Resolution, &a.Horizon, &a.N, &a.MAPE, &a.BiasKWh, &a.MAEKWh,
+			&a.Coverage80, &a.Coverage95, &a.FirstTarget, &a.LastTarget)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("forecast accuracy of %s: %w", machineID, unavailable(err))
+	}
+	return out, nil
+}
+
+// MaxPeakDemand15 is the largest 15-minute average power (kW) of the
+// machine since since, or of the factory's machines together (the sum per
+// 15-minute bucket) when factoryID is set instead of machineID. ok is false
+// when there are no readings.
+func (s *Store) MaxPeakDemand15(ctx context.Context, machineID, factoryID string, since time.Time) (kw float64, ok bool, err error) {
+	var v *float64
+	if machineID != "" {
+		err = s.pool.QueryRow(ctx, `SELECT max(peak_demand_kw) FROM energy_readings_15min
+			WHERE machine_id = $1 AND bucket >= $2`, machineID, since).Scan(&v)
+	} else {
+		err = s.pool.QueryRow(ctx, `SELECT max(kw) FROM (
+			SELECT sum(r.peak_demand_kw) AS kw FROM energy_readings_15min r
+			JOIN machines m ON m.id = r.machine_id
+			WHERE m.factory_id = $1 AND m.is_active AND r.bucket >= $2 GROUP BY r.bucket) t`, factoryID, since).Scan(&v)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("max 15-minute demand: %w", unavailable(err))
+	}
+	if v == nil {
+		return 0, false, nil
+	}
+	return *v, true, nil
+}
+
+// DemandPoint is a forecast average demand of one hourly bucket.
+type DemandPoint struct {
+	Bucket time.Time
+	KW     float64
+}
+
+// FactoryDemandForecast sums the latest hourly forecasts (kW) of the
+// factory's active machines per target bucket; each machine contributes the
+// rows of its own latest origin, and only buckets that every contributing
+// machine forecasts are returned (a partial sum would understate demand).
+// It also returns how many machines contributed.
+func (s *Store) FactoryDemandForecast(ctx context.Context, factoryID string) ([]DemandPoint, int, error) {
+	var machines int
+	err := s.pool.QueryRow(ctx, `
+		SELECT count(DISTINCT f.machine_id) FROM energy_forecasts f JOIN machines m ON m.id = f.machine_id
+		WHERE m.factory_id = $1 AND m.is_active AND f.resolution = '1hour'`, factoryID).Scan(&machines)
+	if err != nil {
+		return nil, 0, fmt.Errorf("factory demand forecast: %w", unavailable(err))
+	}
+	rows, err := s.pool.Query(ctx, `
+		WITH latest AS (
+			SELECT f.machine_id, max(f.origin) AS origin FROM energy_forecasts f
+			JOIN machines m ON m.id = f.machine_id
+			WHERE m.factory_id = $1 AND m.is_active AND f.resolution = '1hour'
+			GROUP BY f.machine_id
+		)
+		SELECT f.target_bucket, sum(f.predicted_kw)
+		FROM energy_forecasts f JOIN latest l ON l.machine_id = f.machine_id AND l.origin = f.origin
+		WHERE f.resolution = '1hour'
+		GROUP BY f.target_bucket
+		HAVING count(*) = $2
+		ORDER BY f.target_bucket`, factoryID, machines)
+	if err != nil {
+		return nil, 0, fmt.Errorf("factory demand forecast: %w", unavailable(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DemandPoint, error) {
+		var b DemandPoint
+		err := r.Scan(&b.Bucket, &b.KW)
+		return b, err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("factory demand forecast: %w", unavailable(err))
+	}
+	return out, machines, nil
+}
+
+// TariffRow is an active row of energy_tariffs.
+type TariffRow struct {
+	Name       string
+	RatePerKWh float64
+	Currency   string
+	TimeOfUse  bool
+	StartHour  *int
+	EndHour    *int
+	Days       []int // nil: every day
+	ValidFrom  *time.Time
+	ValidTo    *time.Time
+}
+
+// FactoryTariffs returns the factory's active tariffs and its time zone; an
+// unknown factory is an error wrapping ErrNotFound.
+func (s *Store) FactoryTariffs(ctx context.Context, factoryID string) (tz string, tariffs []TariffRow, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT timezone FROM factories WHERE id = $1`, factoryID).Scan(&tz)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil, fmt.Errorf("factory %s: %w", factoryID, ErrNotFound)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("factory %s: %w", factoryID, unavailable(err))
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT name, rate_per_kwh, currency, is_time_of_use, start_hour, end_hour, applicable_days,
+		       valid_from::timestamp, valid_to::timestamp
+		FROM energy_tariffs WHERE factory_id = $1 AND is_active ORDER BY rate_per_kwh DESC, name`, factoryID)
+	if err != nil {
+		return "", nil, fmt.Errorf("tariffs of %s: %w", factoryID, unavailable(err))
+	}
+	tariffs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (TariffRow, error) {
+		var t TariffRow
+		var days []int32
+		err := r.Scan(&t.Name, &t.RatePerKWh, &t.Currency, &t.TimeOfUse, &t.StartHour, &t.EndHour,
+			&days, &t.ValidFrom, &t.ValidTo)
+		for _, d := range days {
+			t.Days = append(t.Days, int(d))
+		}
+		return t, err
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("tariffs of %s: %w", factoryID, unavailable(err))
+	}
+	return tz, tariffs, nil
+}
