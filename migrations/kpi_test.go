@@ -1,0 +1,601 @@
+package migrations_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+	_ "time/tzdata" // the tests place local days in America/Los_Angeles and Europe/Berlin
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/enms/enms-analytics/internal/testdb"
+)
+
+// The KPI tests below run the functions of 000004 against the demo plant of
+// issue 2: Demo Manufacturing Plant (America/Los_Angeles, grid region
+// US-California 0.22 kg/kWh, tariffs weekday 09–21 0.25 USD and every day
+// 21–09 0.10 USD) and European Production Facility (Europe/Berlin, Germany
+// 0.35 kg/kWh, flat 0.18 EUR). The fixture's 'default' region factor is 0.40,
+// not the built-in 0.45, so that a test can tell the two apart.
+
+var (
+	losAngeles = mustLoad("America/Los_Angeles")
+	berlin     = mustLoad("Europe/Berlin")
+)
+
+func mustLoad(name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}
+
+// kpiPlant is the demo plant in a fresh database.
+type kpiPlant struct {
+	pool     *pgxpool.Pool
+	demo     string // Demo Manufacturing Plant
+	eu       string // European Production Facility
+	hvac     string // HVAC-Main, demo plant, 10 s readings
+	conveyor string // Conveyor-A, demo plant, 10 s readings
+	pump     string // Hydraulic-Pump-1, demo plant, 30 s readings
+	euComp   string // Compressor-EU-1, European facility
+}
+
+func setupPlant(t *testing.T) kpiPlant {
+	t.Helper()
+	p := kpiPlant{pool: testdb.New(t)}
+	p.demo = p.id(t, `INSERT INTO factories (name, location, timezone, metadata)
+		VALUES ('Demo Manufacturing Plant', 'California', 'America/Los_Angeles', '{"grid_region": "US-California"}')
+		RETURNING id::text`)
+	p.eu = p.id(t, `INSERT INTO factories (name, location, timezone, metadata)
+		VALUES ('European Production Facility', 'Germany', 'Europe/Berlin', '{"grid_region": "Germany"}')
+		RETURNING id::text`)
+	machine := func(factory, name, typ string, kw float64, interval int) string {
+		return p.id(t, `INSERT INTO machines (factory_id, name, type, rated_power_kw, data_interval_seconds)
+			VALUES ($1, $2, $3, $4, $5) RETURNING id::text`, factory, name, typ, kw, interval)
+	}
+	p.hvac = machine(p.demo, "HVAC-Main", "hvac", 150, 10)
+	p.conveyor = machine(p.demo, "Conveyor-A", "conveyor", 22, 10)
+	p.pump = machine(p.demo, "Hydraulic-Pump-1", "pump", 45, 30)
+	p.euComp = machine(p.eu, "Compressor-EU-1", "compressor", 90, 1)
+	p.exec(t, `INSERT INTO energy_tariffs (factory_id, name, rate_per_kwh, currency, is_time_of_use, start_hour, end_hour, applicable_days, valid_from, valid_to, is_active) VALUES
+		($1, 'Peak (weekdays 09-21)', 0.25, 'USD', true, 9, 21, '{1,2,3,4,5}', '2024-01-01', NULL, true),
+		($1, 'Off-peak (21-09)', 0.10, 'USD', true, 21, 9, NULL, '2024-01-01', NULL, true),
+		-- never applies: inactive, and expired; each would dominate the cost if it did
+		($1, 'Old peak (inactive)', 9.99, 'USD', true, 0, 24, NULL, NULL, NULL, false),
+		($1, 'Peak 2025 (expired)', 5.00, 'USD', true, 0, 24, NULL, '2025-01-01', '2025-12-31', true),
+		($2, 'EU flat', 0.18, 'EUR', false, NULL, NULL, NULL, '2024-01-01', NULL, true)`, p.demo, p.eu)
+	p.exec(t, `INSERT INTO carbon_factors (region, emission_factor_kg_co2_per_kwh, source, valid_from, is_active) VALUES
+		('US-California', 0.22, 'CARB', '2024-01-01', true),
+		('Germany', 0.35, 'UBA', '2024-01-01', true),
+		('default', 0.40, 'fixture', '2024-01-01', true),
+		('Germany', 0.99, 'superseded', '2020-01-01', true),
+		('US-California', 0.99, 'withdrawn', '2025-06-01', false)`)
+	return p
+}
+
+func (p kpiPlant) id(t *testing.T, sql string, args ...any) string {
+	t.Helper()
+	var id string
+	if err := p.pool.QueryRow(context.Background(), sql, args...).Scan(&id); err != nil {
+		t.Fatalf("%s: %v", firstLine(sql), err)
+	}
+	return id
+}
+
+func (p kpiPlant) exec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	if _, err := p.pool.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", firstLine(sql), err)
+	}
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// energyHour writes one energy_readings_1hour row: 360 readings (10 s) of
+// average power avgKW, energy kwh, and the hour's peak 15-minute demand.
+func (p kpiPlant) energyHour(t *testing.T, machine string, bucket time.Time, kwh, avgKW, peakKW float64, peakAt time.Time) {
+	t.Helper()
+	p.exec(t, `INSERT INTO energy_readings_1hour
+		(bucket, machine_id, reading_count, sum_power_kw, min_power_kw, max_power_kw, total_energy_kwh, peak_demand_kw, peak_demand_at)
+		VALUES ($1, $2, 360, $3::float8 * 360, $3::float8, $4, $5, $4, $6)`, bucket, machine, avgKW, peakKW, kwh, peakAt)
+}
+
+// productionHour writes one production_data_1hour row.
+func (p kpiPlant) productionHour(t *testing.T, machine string, bucket time.Time, units int64, running, idle, maintenance, fault, offline float64) {
+	t.Helper()
+	p.exec(t, `INSERT INTO production_data_1hour
+		(bucket, machine_id, reading_count, total_production_count, running_seconds, idle_seconds,
+		 maintenance_seconds, fault_seconds, offline_seconds)
+		VALUES ($1, $2, 360, $3, $4, $5, $6, $7, $8)`, bucket, machine, units, running, idle, maintenance, fault, offline)
+}
+
+// rampDay writes the local day starting at midnight: in local hour k
+// (0–23) the machine uses 10+k kWh at an average of 10+k kW, its peak
+// 15-minute demand is 12+k kW at k:15, and it makes 100 units. It also
+// writes a 1000 kWh hour just before and just after the day, which a
+// half-open window over the day must not count.
+func (p kpiPlant) rampDay(t *testing.T, machine string, midnight time.Time) {
+	t.Helper()
+	for k := -1; k <= 24; k++ {
+		bucket := midnight.Add(time.Duration(k) * time.Hour)
+		if k < 0 || k == 24 {
+			p.energyHour(t, machine, bucket, 1000, 1000, 1000, bucket)
+			p.productionHour(t, machine, bucket, 1000, 3600, 0, 0, 0, 0)
+			continue
+		}
+		v := float64(10 + k)
+		p.energyHour(t, machine, bucket, v, v, v+2, bucket.Add(15*time.Minute))
+		p.productionHour(t, machine, bucket, 100, 3600, 0, 0, 0, 0)
+	}
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// rows runs a query and returns its rows as column → value maps.
+func rows(t *testing.T, q querier, sql string, args ...any) []map[string]any {
+	t.Helper()
+	r, err := q.Query(context.Background(), sql, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	ms, err := pgx.CollectRows(r, pgx.RowToMap)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return ms
+}
+
+// one runs a query that must return exactly one row.
+func one(t *testing.T, q querier, sql string, args ...any) map[string]any {
+	t.Helper()
+	ms := rows(t, q, sql, args...)
+	if len(ms) != 1 {
+		t.Fatalf("%s: %d rows, want 1", sql, len(ms))
+	}
+	return ms[0]
+}
+
+// expect compares the named columns of a row: float64 within 1e-9 relative
+// (1e-12 absolute near 0), nil for SQL NULL, others by equality.
+func expect(t *testing.T, what string, row map[string]any, want map[string]any) {
+	t.Helper()
+	cols := make([]string, 0, len(want))
+	for c := range want {
+		cols = append(cols, c)
+	}
+	sort.Strings(cols)
+	for _, c := range cols {
+		got, ok := row[c]
+		if !ok {
+			t.Errorf("%s: no column %q in %v", what, c, row)
+			continue
+		}
+		switch w := want[c].(type) {
+		case nil:
+			if got != nil {
+				t.Errorf("%s: %s = %v, want NULL", what, c, got)
+			}
+		case float64:
+			g, ok := got.(float64)
+			if !ok {
+				t.Errorf("%s: %s = %v (%T), want %v", what, c, got, got, w)
+			} else if math.Abs(g-w) > 1e-9*math.Max(math.Abs(w), 1e-3) {
+				t.Errorf("%s: %s = %.12g, want %.12g", what, c, g, w)
+			}
+		case time.Time:
+			g, ok := got.(time.Time)
+			if !ok || !g.Equal(w) {
+				t.Errorf("%s: %s = %v, want %v", what, c, got, w.UTC())
+			}
+		default:
+			if fmt.Sprint(got) != fmt.Sprint(w) {
+				t.Errorf("%s: %s = %v, want %v", what, c, got, w)
+			}
+		}
+	}
+}
+
+// Expectations for rampDay on a weekday of the demo plant, computed by hand:
+//
+//	energy  Σ_{k=0..23} (10+k)                       = 240 + 276          = 516 kWh
+//	  off-peak hours 0–8 and 21–23 (21→9 wraps):  Σ_{0..8}(10+k) = 90+36 = 126,
+//	                                              Σ_{21..23}(10+k) = 30+66 = 96  → 222 kWh
+//	  peak hours 9–20:                            Σ_{9..20}(10+k) = 120+174       = 294 kWh
+//	cost    222 × 0.10 + 294 × 0.25 = 22.2 + 73.5                           = 95.7 USD
+//	units   24 × 100                                                        = 2400
+//	avg kW  Σ sum_power / Σ count = 516·360 / (24·360)                      = 21.5
+//	peak    12 + 23 = 35 kW at 23:15 local
+//	CO₂     516 × 0.22 (US-California)                                      = 113.52 kg
+const (
+	rampEnergy   = 516.0
+	rampOffPeak  = 222.0
+	rampPeakHrs  = 294.0
+	rampUnits    = 2400
+	rampAvgPower = 21.5
+	rampPeak     = 35.0
+)
+
+// TestKPIWeekdayAcrossWrappingTariff prices a whole Wednesday of the demo
+// plant: the 21→9 tariff matches across midnight, the weekday tariff in
+// between, both in Los Angeles time (the UTC hours are 7 hours later), and
+// the inactive and expired tariffs never apply.
+func TestKPIWeekdayAcrossWrappingTariff(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	start := time.Date(2026, 6, 10, 0, 0, 0, 0, losAngeles) // Wednesday, PDT = UTC−7
+	end := start.AddDate(0, 0, 1)
+	p.rampDay(t, p.hvac, start)
+
+	cost := 0.10*rampOffPeak + 0.25*rampPeakHrs // 95.7 USD
+	co2 := 0.22 * rampEnergy                    // 113.52 kg
+	peakAt := time.Date(2026, 6, 10, 23, 15, 0, 0, losAngeles)
+
+	expect(t, "calculate_energy_cost", one(t, p.pool, `SELECT * FROM calculate_energy_cost($1, $2, $3)`, p.hvac, start, end), map[string]any{
+		"total_cost": cost, "total_energy_kwh": rampEnergy, "avg_rate_per_kwh": cost / rampEnergy, "currency": "USD",
+	})
+	expect(t, "calculate_sec", one(t, p.pool, `SELECT * FROM calculate_sec($1, $2, $3)`, p.hvac, start, end), map[string]any{
+		"sec_kwh_per_unit": rampEnergy / rampUnits, // 0.215 kWh/unit
+		"total_energy_kwh": rampEnergy, "total_production_units": int64(rampUnits), "time_period_hours": 24.0,
+	})
+	expect(t, "calculate_peak_demand", one(t, p.pool, `SELECT * FROM calculate_peak_demand($1, $2, $3)`, p.hvac, start, end), map[string]any{
+		"peak_demand_kw": rampPeak, "peak_time": peakAt, "avg_power_kw": rampAvgPower,
+	})
+	expect(t, "calculate_load_factor", one(t, p.pool, `SELECT * FROM calculate_load_factor($1, $2, $3)`, p.hvac, start, end), map[string]any{
+		"load_factor":         rampAvgPower / rampPeak, // 21.5 / 35 = 0.6142857…
+		"load_factor_percent": 100 * rampAvgPower / rampPeak, "avg_power_kw": rampAvgPower, "max_power_kw": rampPeak,
+	})
+	expect(t, "calculate_carbon_intensity", one(t, p.pool, `SELECT * FROM calculate_carbon_intensity($1, $2, $3)`, p.hvac, start, end), map[string]any{
+		"total_co2_kg": co2, "total_energy_kwh": rampEnergy, "emission_factor": 0.22,
+		"co2_per_unit_kg": co2 / rampUnits, // 0.0473 kg/unit
+	})
+	// calculate_all_kpis agrees with every single function, tariff and factor included.
+	expect(t, "calculate_all_kpis", one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, p.hvac, start, end), map[string]any{
+		"machine_name": "HVAC-Main", "time_period_hours": 24.0, "total_energy_kwh": rampEnergy,
+		"avg_power_kw": rampAvgPower, "peak_demand_kw": rampPeak, "total_production_units": int64(rampUnits),
+		"sec_kwh_per_unit": rampEnergy / rampUnits, "load_factor": rampAvgPower / rampPeak,
+		"load_factor_percent": 100 * rampAvgPower / rampPeak, "total_cost": cost,
+		"cost_per_unit": cost / rampUnits, // 0.039875 USD/unit
+		"total_co2_kg":  co2, "co2_per_unit_kg": co2 / rampUnits,
+	})
+}
+
+// TestKPIWeekendTariff prices a Saturday of the same profile. Only the
+// every-day 21→9 tariff covers a weekend; the weekday tariff's
+// applicable_days {1..5} leave 09–21 uncovered, and those hours fall to the
+// factory's flat (non-time-of-use) tariff, else the default rate — 0.15, or
+// the setting enms.default_rate_per_kwh.
+func TestKPIWeekendTariff(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	ctx := context.Background()
+	sat := time.Date(2026, 6, 13, 0, 0, 0, 0, losAngeles)
+	wed := time.Date(2026, 6, 10, 0, 0, 0, 0, losAngeles)
+	p.rampDay(t, p.hvac, sat)
+	p.rampDay(t, p.conveyor, wed)
+	const q = `SELECT * FROM calculate_energy_cost($1, $2, $3)`
+
+	// 222 × 0.10 + 294 × 0.15 (default) = 22.2 + 44.1 = 66.3 USD
+	expect(t, "Saturday, default rate", one(t, p.pool, q, p.hvac, sat, sat.AddDate(0, 0, 1)), map[string]any{
+		"total_cost": 0.10*rampOffPeak + 0.15*rampPeakHrs, "currency": "USD",
+	})
+	// calculate_all_kpis uses the same rule (not an average of the tariffs).
+	expect(t, "Saturday, all kpis", one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, p.hvac, sat, sat.AddDate(0, 0, 1)), map[string]any{
+		"total_cost": 0.10*rampOffPeak + 0.15*rampPeakHrs,
+	})
+
+	// The configured default: 22.2 + 294 × 0.20 = 22.2 + 58.8 = 81.0 USD.
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT set_config('enms.default_rate_per_kwh', '0.20', true)`); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "Saturday, configured default", one(t, tx, q, p.hvac, sat, sat.AddDate(0, 0, 1)), map[string]any{
+		"total_cost": 0.10*rampOffPeak + 0.20*rampPeakHrs,
+	})
+	if _, err := tx.Exec(ctx, `SELECT set_config('enms.default_rate_per_kwh', 'cheap', true)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tx.Exec(ctx, q, p.hvac, sat, sat.AddDate(0, 0, 1))
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "22023" || !strings.Contains(pgErr.Message, "enms.default_rate_per_kwh must be a number") {
+		t.Errorf("a non-numeric default rate: err = %v, want SQLSTATE 22023 naming the setting", err)
+	}
+	tx.Rollback(ctx)
+
+	// A flat tariff of 0.12 takes the uncovered hours: 22.2 + 294 × 0.12 = 22.2 + 35.28 = 57.48.
+	p.exec(t, `INSERT INTO energy_tariffs (factory_id, name, rate_per_kwh, currency, is_time_of_use)
+		VALUES ($1, 'Flat', 0.12, 'USD', false)`, p.demo)
+	expect(t, "Saturday, flat tariff", one(t, p.pool, q, p.hvac, sat, sat.AddDate(0, 0, 1)), map[string]any{
+		"total_cost": 0.10*rampOffPeak + 0.12*rampPeakHrs,
+	})
+	// A matching time-of-use tariff still wins over the flat one, even the
+	// cheaper night rate: the weekday stays 95.7.
+	expect(t, "Wednesday with a flat tariff", one(t, p.pool, q, p.conveyor, wed, wed.AddDate(0, 0, 1)), map[string]any{
+		"total_cost": 0.10*rampOffPeak + 0.25*rampPeakHrs,
+	})
+}
+
+// TestKPIFactoryInAnotherTimezone prices a Berlin day with the EU flat
+// tariff and Germany's carbon factor, then the same energy with the demo
+// plant's tariffs (p_factory_id), whose hours are read in Los Angeles time.
+func TestKPIFactoryInAnotherTimezone(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	start := time.Date(2026, 6, 10, 0, 0, 0, 0, berlin) // CEST = UTC+2: 2026-06-09 22:00Z
+	end := start.AddDate(0, 0, 1)
+	for k := 0; k < 24; k++ {
+		b := start.Add(time.Duration(k) * time.Hour)
+		p.energyHour(t, p.euComp, b, 20, 20, 20, b) // 20 kWh every hour: 480 kWh
+	}
+	expect(t, "EU flat tariff", one(t, p.pool, `SELECT * FROM calculate_energy_cost($1, $2, $3)`, p.euComp, start, end), map[string]any{
+		"total_cost": 480 * 0.18, "total_energy_kwh": 480.0, "avg_rate_per_kwh": 0.18, "currency": "EUR", // 86.4 EUR
+	})
+	expect(t, "Germany grid", one(t, p.pool, `SELECT * FROM calculate_carbon_intensity($1, $2, $3)`, p.euComp, start, end), map[string]any{
+		"total_co2_kg": 480 * 0.35, "emission_factor": 0.35, "co2_per_unit_kg": nil, // 168 kg; no production
+	})
+	expect(t, "all kpis in Berlin", one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, p.euComp, start, end), map[string]any{
+		"total_cost": 480 * 0.18, "total_co2_kg": 480 * 0.35, "cost_per_unit": nil, "sec_kwh_per_unit": nil,
+		"load_factor": 1.0, // constant 20 kW: average = peak
+	})
+	// The region argument wins (480 × 0.22 = 105.6); an unknown region falls
+	// back to the factory's grid region.
+	expect(t, "region argument", one(t, p.pool, `SELECT * FROM calculate_carbon_intensity($1, $2, $3, 'US-California')`, p.euComp, start, end), map[string]any{
+		"total_co2_kg": 480 * 0.22, "emission_factor": 0.22,
+	})
+	expect(t, "unknown region", one(t, p.pool, `SELECT * FROM calculate_carbon_intensity($1, $2, $3, 'Atlantis')`, p.euComp, start, end), map[string]any{
+		"total_co2_kg": 480 * 0.35, "emission_factor": 0.35,
+	})
+	// Priced with the demo plant's tariffs: the Berlin day is 2026-06-09 15:00
+	// to 2026-06-10 15:00 in Los Angeles (Tuesday and Wednesday): peak hours
+	// 15–20 and 9–14 (12 h), off-peak 21–23 and 0–8 (12 h):
+	// 12 × 20 × 0.25 + 12 × 20 × 0.10 = 60 + 24 = 84 USD.
+	expect(t, "priced by the demo plant", one(t, p.pool, `SELECT * FROM calculate_energy_cost($1, $2, $3, $4)`, p.euComp, start, end, p.demo), map[string]any{
+		"total_cost": 84.0, "currency": "USD",
+	})
+	// Without a grid region the factor is region 'default' (0.40 in this
+	// fixture), and without that the built-in 0.45.
+	p.exec(t, `UPDATE factories SET metadata = '{}' WHERE id = $1`, p.eu)
+	expect(t, "region 'default'", one(t, p.pool, `SELECT * FROM calculate_carbon_intensity($1, $2, $3)`, p.euComp, start, end), map[string]any{
+		"total_co2_kg": 480 * 0.40, "emission_factor": 0.40,
+	})
+	p.exec(t, `UPDATE carbon_factors SET is_active = false WHERE region = 'default'`)
+	expect(t, "built-in factor", one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, p.euComp, start, end), map[string]any{
+		"total_co2_kg": 480 * 0.45,
+	})
+}
+
+// TestKPIEmptyWindow: an empty window, or one without data, is one row of
+// zeros and NULL ratios; an unknown machine is no row; a reversed window is
+// an error a person can read.
+func TestKPIEmptyWindow(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	at := time.Date(2026, 6, 10, 12, 0, 0, 0, losAngeles)
+	p.rampDay(t, p.hvac, time.Date(2026, 6, 10, 0, 0, 0, 0, losAngeles))
+
+	for _, w := range []struct {
+		name       string
+		start, end time.Time
+		hours      float64
+	}{
+		{"start = end", at, at, 0},
+		{"a day without data", at.AddDate(0, 1, 0), at.AddDate(0, 1, 1), 24},
+	} {
+		args := []any{p.hvac, w.start, w.end}
+		expect(t, w.name+": sec", one(t, p.pool, `SELECT * FROM calculate_sec($1, $2, $3)`, args...), map[string]any{
+			"sec_kwh_per_unit": nil, "total_energy_kwh": 0.0, "total_production_units": int64(0), "time_period_hours": w.hours,
+		})
+		expect(t, w.name+": peak", one(t, p.pool, `SELECT * FROM calculate_peak_demand($1, $2, $3)`, args...), map[string]any{
+			"peak_demand_kw": 0.0, "peak_time": nil, "avg_power_kw": 0.0,
+		})
+		expect(t, w.name+": load factor", one(t, p.pool, `SELECT * FROM calculate_load_factor($1, $2, $3)`, args...), map[string]any{
+			"load_factor": nil, "load_factor_percent": nil, "avg_power_kw": 0.0, "max_power_kw": 0.0,
+		})
+		expect(t, w.name+": cost", one(t, p.pool, `SELECT * FROM calculate_energy_cost($1, $2, $3)`, args...), map[string]any{
+			"total_cost": 0.0, "total_energy_kwh": 0.0, "avg_rate_per_kwh": nil, "currency": "USD",
+		})
+		expect(t, w.name+": carbon", one(t, p.pool, `SELECT * FROM calculate_carbon_intensity($1, $2, $3)`, args...), map[string]any{
+			"total_co2_kg": 0.0, "total_energy_kwh": 0.0, "emission_factor": 0.22, "co2_per_unit_kg": nil,
+		})
+		expect(t, w.name+": all", one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, args...), map[string]any{
+			"machine_name": "HVAC-Main", "time_period_hours": w.hours, "total_energy_kwh": 0.0, "avg_power_kw": 0.0,
+			"peak_demand_kw": 0.0, "total_production_units": int64(0), "sec_kwh_per_unit": nil,
+			"load_factor": nil, "load_factor_percent": nil, "total_cost": 0.0, "cost_per_unit": nil,
+			"total_co2_kg": 0.0, "co2_per_unit_kg": nil,
+		})
+		expect(t, w.name+": operating hours", one(t, p.pool, `SELECT * FROM get_machine_operating_hours($1, $2, $3)`, args...), map[string]any{
+			"total_hours": 0.0, "running_hours": 0.0, "idle_hours": 0.0, "downtime_hours": 0.0, "utilization_percent": nil,
+		})
+	}
+	expect(t, "factory summary of an empty window", one(t, p.pool, `SELECT * FROM get_factory_summary($1, $2, $2)`, p.demo, at), map[string]any{
+		"factory_name": "Demo Manufacturing Plant", "machine_count": int64(3), "active_machines": int64(3),
+		"total_energy_kwh": 0.0, "total_cost": 0.0, "total_co2_kg": 0.0, "avg_load_factor": nil,
+	})
+
+	const unknown = "00000000-0000-0000-0000-000000000000"
+	for _, fn := range []string{"calculate_sec", "calculate_peak_demand", "calculate_load_factor", "calculate_energy_cost",
+		"calculate_carbon_intensity", "calculate_all_kpis", "get_machine_operating_hours", "get_factory_summary"} {
+		if got := rows(t, p.pool, `SELECT * FROM `+fn+`($1, $2, $3)`, unknown, at, at.Add(time.Hour)); len(got) != 0 {
+			t.Errorf("%s of an unknown id: %d rows, want 0", fn, len(got))
+		}
+		_, err := p.pool.Exec(context.Background(), `SELECT * FROM `+fn+`($1, $2, $3)`, p.hvac, at, at.Add(-time.Hour))
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "22023" || !strings.Contains(pgErr.Message, "ends") {
+			t.Errorf("%s of a reversed window: err = %v, want SQLSTATE 22023 saying the window ends before it starts", fn, err)
+		}
+	}
+}
+
+// rawReadings inserts n readings of machine every 10 s from first, at
+// power kw, with energy_kwh energy (nil: not reported).
+func (p kpiPlant) rawReadings(t *testing.T, machine string, first time.Time, n int, kw float64, energy *float64) {
+	t.Helper()
+	p.exec(t, `INSERT INTO energy_readings (time, machine_id, power_kw, energy_kwh)
+		SELECT $1::timestamptz + i * interval '10 seconds', $2::uuid, $3::float8, $4::float8
+		FROM generate_series(0, $5::int - 1) AS i`,
+		first, machine, kw, energy, n)
+}
+
+// TestKPIOneHour: a whole hour is read from the rollup; an hour that
+// straddles a tariff boundary (08:30–09:30 local) is read from the raw
+// readings and priced half at each rate, with readings on the boundaries
+// of the half-open window counted exactly once.
+func TestKPIOneHour(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	p.rampDay(t, p.hvac, time.Date(2026, 6, 10, 0, 0, 0, 0, losAngeles))
+	nine := time.Date(2026, 6, 10, 9, 0, 0, 0, losAngeles)
+	// Local hour 9 of the ramp: 19 kWh at 0.25 = 4.75 USD; peak 21 kW at 09:15.
+	expect(t, "whole hour", one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, p.hvac, nine, nine.Add(time.Hour)), map[string]any{
+		"time_period_hours": 1.0, "total_energy_kwh": 19.0, "total_cost": 19 * 0.25, "peak_demand_kw": 21.0,
+		"avg_power_kw": 19.0, "total_production_units": int64(100), "total_co2_kg": 19 * 0.22,
+	})
+
+	// Conveyor-A samples every 10 s; energy_kwh is not reported, so each
+	// reading stands for power × 10 s / 3600 s:
+	//   08:30–09:00: 180 readings at 36 kW → 0.1 kWh each → 18 kWh at 0.10 = 1.8 USD
+	//   09:00–09:30: 180 readings at 72 kW → 0.2 kWh each → 36 kWh at 0.25 = 9.0 USD
+	// plus 1000 kW readings at 08:29:50 and at 09:30:00, just outside.
+	p.rawReadings(t, p.conveyor, time.Date(2026, 6, 10, 8, 29, 50, 0, losAngeles), 1, 1000, nil)
+	p.rawReadings(t, p.conveyor, time.Date(2026, 6, 10, 8, 30, 0, 0, losAngeles), 180, 36, nil)
+	p.rawReadings(t, p.conveyor, nine, 180, 72, nil)
+	p.rawReadings(t, p.conveyor, time.Date(2026, 6, 10, 9, 30, 0, 0, losAngeles), 1, 1000, nil)
+	start, end := nine.Add(-30*time.Minute), nine.Add(30*time.Minute)
+	expect(t, "straddling hour", one(t, p.pool, `SELECT * FROM calculate_energy_cost($1, $2, $3)`, p.conveyor, start, end), map[string]any{
+		"total_energy_kwh": 54.0, "total_cost": 10.8, "avg_rate_per_kwh": 10.8 / 54,
+	})
+	// avg = (180·36 + 180·72) / 360 = 54 kW; peak = 72 kW from 09:00; 54/72 = 0.75.
+	expect(t, "straddling hour peak", one(t, p.pool, `SELECT * FROM calculate_peak_demand($1, $2, $3)`, p.conveyor, start, end), map[string]any{
+		"peak_demand_kw": 72.0, "peak_time": nine, "avg_power_kw": 54.0,
+	})
+	expect(t, "straddling hour load factor", one(t, p.pool, `SELECT * FROM calculate_load_factor($1, $2, $3)`, p.conveyor, start, end), map[string]any{
+		"load_factor": 0.75, "load_factor_percent": 75.0, "max_power_kw": 72.0,
+	})
+	// A window inside one hour (09:05–09:20): 90 readings of 0.2 kWh = 18 kWh at 0.25.
+	expect(t, "inside one hour", one(t, p.pool, `SELECT * FROM calculate_energy_cost($1, $2, $3)`, p.conveyor,
+		nine.Add(5*time.Minute), nine.Add(20*time.Minute)), map[string]any{
+		"total_energy_kwh": 18.0, "total_cost": 4.5,
+	})
+}
+
+// TestKPIPartialHoursUseRawReadings: a window of 10:30–13:30 local reads
+// 11:00 and 12:00 from the rollups and the half hours at its edges from
+// the raw tables; a reported energy_kwh is used as reported.
+func TestKPIPartialHoursUseRawReadings(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	at := func(h, m int) time.Time { return time.Date(2026, 6, 10, h, m, 0, 0, losAngeles) }
+	p.rawReadings(t, p.conveyor, at(10, 0), 180, 500, nil) // before the window
+	p.rawReadings(t, p.conveyor, at(10, 30), 180, 36, nil) // 180 × 0.1 kWh = 18 kWh
+	p.energyHour(t, p.conveyor, at(11, 0), 40, 40, 45, at(11, 15))
+	p.energyHour(t, p.conveyor, at(12, 0), 50, 50, 55, at(12, 30))
+	reported := 0.19                                            // metered, not 72 kW × 10 s = 0.2
+	p.rawReadings(t, p.conveyor, at(13, 0), 180, 72, &reported) // 180 × 0.19 = 34.2 kWh
+	p.rawReadings(t, p.conveyor, at(13, 30), 180, 500, nil)     // after the window
+	p.exec(t, `INSERT INTO production_data (time, machine_id, production_count, operating_mode)
+		SELECT $1::timestamptz + i * interval '10 seconds', $2::uuid, 5, 'running'::operating_mode FROM generate_series(0, 9) AS i`,
+		at(10, 45), p.conveyor) // 10 × 5 = 50 units, 10 × 10 s = 100 s running
+	p.productionHour(t, p.conveyor, at(11, 0), 300, 3600, 0, 0, 0, 0)
+	p.productionHour(t, p.conveyor, at(12, 0), 300, 1800, 1800, 0, 0, 0)
+
+	// energy 18 + 40 + 50 + 34.2 = 142.2 kWh, all in the weekday 09–21
+	// tariff: 142.2 × 0.25 = 35.55 USD; units 50 + 300 + 300 = 650.
+	// avg kW = (180·36 + 360·40 + 360·50 + 180·72) / 1080 = 51840 / 1080 = 48;
+	// peak = max(36, 45, 55, 72) = 72 kW at 13:00; load factor 48/72.
+	expect(t, "10:30–13:30", one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, p.conveyor, at(10, 30), at(13, 30)), map[string]any{
+		"time_period_hours": 3.0, "total_energy_kwh": 142.2, "total_cost": 142.2 * 0.25,
+		"avg_power_kw": 48.0, "peak_demand_kw": 72.0, "load_factor": 48.0 / 72,
+		"total_production_units": int64(650), "sec_kwh_per_unit": 142.2 / 650,
+		"total_co2_kg": 142.2 * 0.22,
+	})
+	// running 100 + 3600 + 1800 = 5500 s, idle 1800 s, total 7300 s.
+	expect(t, "operating hours 10:30–13:30", one(t, p.pool, `SELECT * FROM get_machine_operating_hours($1, $2, $3)`, p.conveyor, at(10, 30), at(13, 30)), map[string]any{
+		"running_hours": 5500.0 / 3600, "idle_hours": 0.5, "total_hours": 7300.0 / 3600,
+		"utilization_percent": 100 * 5500.0 / 7300,
+	})
+}
+
+// TestKPIDaylightSavingDay prices the Sunday on which Los Angeles springs
+// forward (2026-03-08): the local day has 23 hours, local 02:00 never
+// happens, and every hour is priced by its own local clock.
+func TestKPIDaylightSavingDay(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	start := time.Date(2026, 3, 8, 0, 0, 0, 0, losAngeles) // 08:00Z (PST)
+	end := time.Date(2026, 3, 9, 0, 0, 0, 0, losAngeles)   // 07:00Z (PDT)
+	for b := start; b.Before(end); b = b.Add(time.Hour) {
+		p.energyHour(t, p.pump, b, 10, 10, 10, b)
+	}
+	// Local hours 0, 1, 3–8 and 21–23 (2 + 6 + 3 = 11) are off-peak at 0.10;
+	// 9–20 (12 hours, a Sunday) fall to the default 0.15:
+	// 11 × 10 × 0.10 + 12 × 10 × 0.15 = 11 + 18 = 29 USD over 230 kWh.
+	expect(t, "spring forward", one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, p.pump, start, end), map[string]any{
+		"time_period_hours": 23.0, "total_energy_kwh": 230.0, "total_cost": 29.0,
+	})
+}
+
+// TestKPIOperatingHours adds up the mode seconds of three hours.
+func TestKPIOperatingHours(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	start := time.Date(2026, 6, 10, 6, 0, 0, 0, time.UTC)
+	p.productionHour(t, p.pump, start, 10, 3000, 600, 0, 0, 0)
+	p.productionHour(t, p.pump, start.Add(time.Hour), 10, 1800, 0, 1200, 600, 0)
+	p.productionHour(t, p.pump, start.Add(2*time.Hour), 0, 0, 0, 0, 0, 3600)
+	p.productionHour(t, p.pump, start.Add(3*time.Hour), 0, 3600, 0, 0, 0, 0) // outside
+	// running 3000 + 1800 = 4800 s, idle 600 s, downtime 1200 + 600 + 3600 =
+	// 5400 s (maintenance + fault + offline), total 10800 s = 3 h;
+	// utilization 4800 / 10800 = 44.4…%.
+	expect(t, "three hours", one(t, p.pool, `SELECT * FROM get_machine_operating_hours($1, $2, $3)`, p.pump, start, start.Add(3*time.Hour)), map[string]any{
+		"total_hours": 3.0, "running_hours": 4800.0 / 3600, "idle_hours": 600.0 / 3600,
+		"downtime_hours": 1.5, "utilization_percent": 100 * 4800.0 / 10800,
+	})
+}
+
+// TestKPIFactorySummary sums a factory's machines, each priced like
+// calculate_energy_cost, and averages the load factors that exist.
+func TestKPIFactorySummary(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	start := time.Date(2026, 6, 10, 0, 0, 0, 0, losAngeles)
+	p.rampDay(t, p.hvac, start)
+	// Conveyor-A, inactive: 5 kWh every hour at 5 kW, peak 10 kW →
+	// 120 kWh; 12 h × 5 × 0.10 + 12 h × 5 × 0.25 = 6 + 15 = 21 USD; load factor 0.5.
+	p.exec(t, `UPDATE machines SET is_active = false WHERE id = $1`, p.conveyor)
+	for k := 0; k < 24; k++ {
+		b := start.Add(time.Duration(k) * time.Hour)
+		p.energyHour(t, p.conveyor, b, 5, 5, 10, b)
+	}
+	// Hydraulic-Pump-1 has no data: no load factor, nothing to add.
+	lfHVAC := rampAvgPower / rampPeak
+	expect(t, "demo plant", one(t, p.pool, `SELECT * FROM get_factory_summary($1, $2, $3)`, p.demo, start, start.AddDate(0, 0, 1)), map[string]any{
+		"factory_name": "Demo Manufacturing Plant", "machine_count": int64(3), "active_machines": int64(2),
+		"total_energy_kwh": rampEnergy + 120,                         // 636 kWh
+		"total_cost":       0.10*rampOffPeak + 0.25*rampPeakHrs + 21, // 116.7 USD
+		"total_co2_kg":     (rampEnergy + 120) * 0.22,                // 139.92 kg
+		"avg_load_factor":  (lfHVAC + 0.5) / 2,
+	})
+	if got := rows(t, p.pool, `SELECT * FROM get_factory_summary($1, $2, $3)`, "00000000-0000-0000-0000-000000000000", start, start.AddDate(0, 0, 1)); len(got) != 0 {
+		t.Errorf("unknown factory: %d rows, want 0", len(got))
+	}
+}
