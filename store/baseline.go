@@ -39,89 +39,74 @@ type NewBaseline struct {
 	Metadata  json.RawMessage
 }
 
-// TrainFinish ends the training request a publication answers.
-type TrainFinish struct {
-	Owner     string // the worker holding the request's lease
-	RequestID string
-	Status    TrainStatus
-	Error     string
-}
-
 // Published identifies a stored baseline version.
 type Published struct {
 	ID      string
 	Version int
 }
 
-// ErrLeaseLost is returned by PublishBaseline when the training request is no
-// longer leased by the caller (its lease expired and another worker took it).
-var ErrLeaseLost = errors.New("training request lease lost")
-
-// PublishBaseline stores b as the machine's next version (max + 1) and, when
-// fin is not nil, finishes that training request with the new baseline's id
-// and notifies baseline_train_done — all in one transaction. beforeCommit,
-// when not nil, runs inside the transaction once the id and version are
-// known (the model file is written there); its error rolls everything back.
-func (s *Store) PublishBaseline(ctx context.Context, b NewBaseline, fin *TrainFinish,
-	beforeCommit func(Published) error) (Published, error) {
+// PublishBaseline stores b as the machine's next version (max + 1) in a
+// transaction of its own. beforeCommit, when not nil, runs inside the
+// transaction once the id and version are known (the model file is written
+// there); its error rolls the publication back.
+func (s *Store) PublishBaseline(ctx context.Context, b NewBaseline, beforeCommit func(Published) error) (Published, error) {
 	var pub Published
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if fin != nil {
-			held, err := LockTrainRequest(ctx, tx, fin.Owner, fin.RequestID)
-			if err != nil {
-				return err
-			}
-			if !held {
-				return fmt.Errorf("request %s: %w", fin.RequestID, ErrLeaseLost)
-			}
-		}
-		// versions of one machine are allocated one at a time
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('energy_baselines'), hashtext($1::text))`,
-			b.MachineID); err != nil {
-			return fmt.Errorf("lock baseline versions: %w", unavailable(err))
-		}
-		if err := tx.QueryRow(ctx, `SELECT coalesce(max(model_version), 0) + 1 FROM energy_baselines WHERE machine_id = $1`,
-			b.MachineID).Scan(&pub.Version); err != nil {
-			return fmt.Errorf("next baseline version: %w", unavailable(err))
-		}
-		if b.Activate {
-			if _, err := tx.Exec(ctx, `UPDATE energy_baselines SET is_active = false WHERE machine_id = $1 AND is_active`,
-				b.MachineID); err != nil {
-				return fmt.Errorf("deactivate previous baseline: %w", unavailable(err))
-			}
-		}
-		coef, err := json.Marshal(b.Coefficients)
-		if err != nil {
-			return fmt.Errorf("encode coefficients: %w", err)
-		}
-		meta := b.Metadata
-		if meta == nil {
-			meta = json.RawMessage(`{}`)
-		}
-		err = tx.QueryRow(ctx, `
-			INSERT INTO energy_baselines (machine_id, model_name, model_type, model_version,
-				training_start_date, training_end_date, training_samples, coefficients, intercept,
-				feature_names, r_squared, rmse, mae, is_active, trained_by, metadata)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-			RETURNING id::text`,
-			b.MachineID, b.ModelName, b.ModelType, pub.Version, b.TrainingStart, b.TrainingEnd, b.Samples,
-			coef, finiteOrNil(b.Intercept), b.FeatureNames, finiteOrNil(b.RSquared), finiteOrNil(b.RMSE),
-			finiteOrNil(b.MAE), b.Activate, b.TrainedBy, meta).Scan(&pub.ID)
-		if err != nil {
-			return fmt.Errorf("insert baseline: %w", unavailable(err))
+		var err error
+		if pub, err = PublishBaselineTx(ctx, tx, b); err != nil {
+			return err
 		}
 		if beforeCommit != nil {
-			if err := beforeCommit(pub); err != nil {
-				return err
-			}
-		}
-		if fin != nil {
-			return FinishTrainRequest(ctx, tx, fin.RequestID, fin.Status, fin.Error, pub.ID)
+			return beforeCommit(pub)
 		}
 		return nil
 	})
 	if err != nil {
-		return Published{}, fmt.Errorf("publish baseline: %w", err)
+		return Published{}, err
+	}
+	return pub, nil
+}
+
+// PublishBaselineTx stores b as the machine's next version (max + 1) inside
+// tx: the transaction in which the training request's outcome is recorded,
+// so the baseline and the request's final status commit together. When
+// b.Activate, the machine's previous active version is deactivated.
+// Versions of one machine are allocated under a transaction-scoped lock.
+func PublishBaselineTx(ctx context.Context, tx pgx.Tx, b NewBaseline) (Published, error) {
+	var pub Published
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('energy_baselines'), hashtext($1::text))`,
+		b.MachineID); err != nil {
+		return pub, fmt.Errorf("lock baseline versions: %w", unavailable(err))
+	}
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(model_version), 0) + 1 FROM energy_baselines WHERE machine_id = $1`,
+		b.MachineID).Scan(&pub.Version); err != nil {
+		return pub, fmt.Errorf("next baseline version: %w", unavailable(err))
+	}
+	if b.Activate {
+		if _, err := tx.Exec(ctx, `UPDATE energy_baselines SET is_active = false WHERE machine_id = $1 AND is_active`,
+			b.MachineID); err != nil {
+			return pub, fmt.Errorf("deactivate previous baseline: %w", unavailable(err))
+		}
+	}
+	coef, err := json.Marshal(b.Coefficients)
+	if err != nil {
+		return pub, fmt.Errorf("encode coefficients: %w", err)
+	}
+	meta := b.Metadata
+	if meta == nil {
+		meta = json.RawMessage(`{}`)
+	}
+	err = tx.QueryRow(ctx, `
+		INSERT INTO energy_baselines (machine_id, model_name, model_type, model_version,
+			training_start_date, training_end_date, training_samples, coefficients, intercept,
+			feature_names, r_squared, rmse, mae, is_active, trained_by, metadata)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+		RETURNING id::text`,
+		b.MachineID, b.ModelName, b.ModelType, pub.Version, b.TrainingStart, b.TrainingEnd, b.Samples,
+		coef, finiteOrNil(b.Intercept), b.FeatureNames, finiteOrNil(b.RSquared), finiteOrNil(b.RMSE),
+		finiteOrNil(b.MAE), b.Activate, b.TrainedBy, meta).Scan(&pub.ID)
+	if err != nil {
+		return pub, fmt.Errorf("insert baseline: %w", unavailable(err))
 	}
 	return pub, nil
 }
