@@ -132,14 +132,20 @@ func (s *Store) UpsertForecasts(ctx context.Context, rows []ForecastRow) error {
 }
 
 // ScoreForecasts records the actual energy of the machine's forecast
-// targets that have closed by upTo (the target bucket ends at or before
-// upTo) and start at or after since: from energy_readings_15min and
-// energy_readings_1hour, and for daily targets the sum of the hours of the
-// local day in time zone tz. A target already scored is rewritten only when
-// its actual changed (late data), so running it again changes nothing. A
-// target without rollup rows stays unscored. It returns how many forecast
-// rows it scored.
-func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since, upTo time.Time) (int64, error) {
+// targets that start at or after since and have closed by upTo (the target
+// bucket ends at or before upTo; a zero upTo means the machine's latest
+// forecast origin, the end of its last closed hour): from
+// energy_readings_15min and energy_readings_1hour, and for daily targets the
+// sum of the hours of the local day in time zone tz. With onlyUnscored it
+// looks only at targets not scored yet (the per-hour path); otherwise it
+// also rewrites actuals that late data changed. A row is written only when
+// its actual changes, so running it again changes nothing; a target without
+// rollup rows stays unscored. It returns how many rows it wrote.
+func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since, upTo time.Time, onlyUnscored bool) (int64, error) {
+	var upToArg *time.Time
+	if !upTo.IsZero() {
+		upToArg = &upTo
+	}
 	tag, err := s.pool.Exec(ctx, `
 		WITH actual AS (
 			SELECT f.origin, f.target_bucket, f.resolution, a.kwh
@@ -158,17 +164,19 @@ func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since,
 				HAVING count(*) > 0
 			) a
 			WHERE f.machine_id = $1 AND f.target_bucket >= $3
+			  AND (NOT $5 OR f.actual_kwh IS NULL)
 			  AND CASE f.resolution
 			        WHEN '15min' THEN f.target_bucket + interval '15 minutes'
 			        WHEN '1hour' THEN f.target_bucket + interval '1 hour'
 			        ELSE ((f.target_bucket AT TIME ZONE $2) + interval '1 day') AT TIME ZONE $2
-			      END <= $4
+			      END <= coalesce($4::timestamptz,
+			        (SELECT max(origin) FROM energy_forecasts WHERE machine_id = $1))
 		)
 		UPDATE energy_forecasts f SET actual_kwh = actual.kwh
 		FROM actual
 		WHERE f.machine_id = $1 AND f.origin = actual.origin AND f.target_bucket = actual.target_bucket
 		  AND f.resolution = actual.resolution AND f.actual_kwh IS DISTINCT FROM actual.kwh`,
-		machineID, tz, since, upTo)
+		machineID, tz, since, upToArg, onlyUnscored)
 	if err != nil {
 		return 0, fmt.Errorf("score forecasts of %s: %w", machineID, unavailable(err))
 	}

@@ -1,0 +1,330 @@
+// Package forecast issues energy forecasts as a machine's hours close: it
+// reads the history through store, chooses and fits models through
+// analytics, and writes the forecasts and their accuracy through store.
+//
+// On every closed hour of a machine it forecasts, from origin = the end of
+// that hour (data time, never the wall clock), the next 24 hours hourly and
+// the next hour in 15-minute steps; when the hour closes a local day of the
+// factory, also the next 7 days. It then records the actuals of forecast
+// targets that have closed, which is what the accuracy view reads.
+//
+// Models are refitted once per UTC day of data time: the model used at
+// origin O is the one chosen and fitted on the history before the midnight
+// M ≤ O, then fed the buckets in [M, O). That makes a forecast a function of
+// the data alone — a warm cache, a cold start after a restart, and a
+// re-processed hour all write the same rows — while the per-hour work with a
+// warm cache is reading the new buckets, a few O(horizon) predictions and
+// two statements.
+package forecast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/enms/enms-analytics/analytics"
+	"github.com/enms/enms-analytics/store"
+	"github.com/enms/enms-analytics/triggers"
+)
+
+// Config configures a Service. Store is required; zero values of the other
+// fields take the defaults shown.
+type Config struct {
+	Store  *store.Store
+	Logger *slog.Logger // default: discard
+	// HourlyHistory is the history the hourly model is fitted on (90 days).
+	HourlyHistory time.Duration
+	// QuarterHourHistory is the history of the 15-minute model (35 days).
+	QuarterHourHistory time.Duration
+	// DailyDays is the number of days the daily model is fitted on (120).
+	DailyDays int
+	// ScoreLookback bounds how far back targets are scored (8 days).
+	ScoreLookback time.Duration
+}
+
+// Service issues forecasts. It is safe for concurrent use; calls for one
+// machine are serialised.
+type Service struct {
+	cfg      Config
+	mu       sync.Mutex
+	machines map[string]*machineState
+	fits     atomic.Int64
+}
+
+type machineState struct {
+	mu     sync.Mutex
+	loc    *time.Location
+	tz     string
+	models map[string]*cachedModel // by resolution
+}
+
+// cachedModel is a chosen model fitted on the history before anchor and fed
+// the buckets since.
+type cachedModel struct {
+	anchor time.Time
+	choice *analytics.ForecastChoice // nil: too little history at anchor
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HourlyHistory <= 0 {
+		cfg.HourlyHistory = 90 * 24 * time.Hour
+	}
+	if cfg.QuarterHourHistory <= 0 {
+		cfg.QuarterHourHistory = 35 * 24 * time.Hour
+	}
+	if cfg.DailyDays <= 0 {
+		cfg.DailyDays = 120
+	}
+	if cfg.ScoreLookback <= 0 {
+		cfg.ScoreLookback = 8 * 24 * time.Hour
+	}
+	return &Service{cfg: cfg, machines: map[string]*machineState{}}
+}
+
+// Fits reports how many models the service has chosen and fitted since it
+// started (cache misses), for metrics and tests.
+func (s *Service) Fits() int64 { return s.fits.Load() }
+
+// HandleEvent is the listener handler: hour_closed issues forecasts,
+// hour_revised rescores the targets that overlap the revised hour. Other
+// kinds are ignored.
+func (s *Service) HandleEvent(ctx context.Context, ev triggers.Event) error {
+	switch ev.Kind {
+	case triggers.KindHourClosed:
+		return s.HourClosed(ctx, ev.MachineID, ev.Bucket)
+	case triggers.KindHourRevised:
+		return s.HourRevised(ctx, ev.MachineID, ev.Bucket)
+	}
+	return nil
+}
+
+// spec is one forecast resolution.
+type spec struct {
+	resolution string
+	step       time.Duration
+	plan       func() analytics.ForecastPlan
+}
+
+var (
+	hourly  = spec{store.Resolution1Hour, time.Hour, analytics.HourlyForecastPlan}
+	quarter = spec{store.Resolution15Min, 15 * time.Minute, analytics.QuarterHourForecastPlan}
+)
+
+func (s *Service) state(ctx context.Context, machineID string) (*machineState, error) {
+	s.mu.Lock()
+	m, ok := s.machines[machineID]
+	if !ok {
+		m = &machineState{models: map[string]*cachedModel{}}
+		s.machines[machineID] = m
+	}
+	s.mu.Unlock()
+	m.mu.Lock()
+	if m.loc == nil {
+		mc, err := s.cfg.Store.Machine(ctx, machineID)
+		if err != nil {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("look up machine: %w", err)
+		}
+		loc, err := time.LoadLocation(mc.FactoryTimezone)
+		if err != nil {
+			s.cfg.Logger.Warn("factory time zone unknown; forecasting in UTC",
+				"machine_id", machineID, "timezone", mc.FactoryTimezone, "err", err)
+			loc = time.UTC
+			mc.FactoryTimezone = "UTC"
+		}
+		m.loc, m.tz = loc, mc.FactoryTimezone
+	}
+	return m, nil
+}
+
+// HourClosed issues the forecasts from the end of hour (the start of the
+// closed hour) and scores the targets that have closed by then. Calling it
+// again for the same hour writes the same rows.
+func (s *Service) HourClosed(ctx context.Context, machineID string, hour time.Time) error {
+	if !hour.Equal(hour.Truncate(time.Hour)) {
+		return fmt.Errorf("forecast: %s is not the start of an hour", hour.Format(time.RFC3339Nano))
+	}
+	origin := hour.Add(time.Hour).UTC()
+	m, err := s.state(ctx, machineID)
+	if err != nil {
+		return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
+	}
+	defer m.mu.Unlock()
+	var rows []store.ForecastRow
+	for _, sp := range []spec{hourly, quarter} {
+		r, err := s.issue(ctx, m, machineID, sp, origin)
+		if err != nil {
+			return fmt.Errorf("forecast %s %s at %s: %w", machineID, sp.resolution, origin.Format(time.RFC3339), err)
+		}
+		rows = append(rows, r...)
+	}
+	if local := origin.In(m.loc); local.Hour() == 0 && local.Minute() == 0 {
+		r, err := s.issueDaily(ctx, m, machineID, origin)
+		if err != nil {
+			return fmt.Errorf("forecast %s daily at %s: %w", machineID, origin.Format(time.RFC3339), err)
+		}
+		rows = append(rows, r...)
+	}
+	if err := s.cfg.Store.UpsertForecasts(ctx, rows); err != nil {
+		return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
+	}
+	if _, err := s.cfg.Store.ScoreForecasts(ctx, machineID, m.tz, origin.Add(-s.cfg.ScoreLookback), origin, true); err != nil {
+		return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
+	}
+	return nil
+}
+
+// HourRevised rewrites the actuals of the scored targets that overlap hour
+// (late data changed it); targets not closed yet are left for HourClosed.
+func (s *Service) HourRevised(ctx context.Context, machineID string, hour time.Time) error {
+	m, err := s.state(ctx, machineID)
+	if err != nil {
+		return fmt.Errorf("rescore %s at %s: %w", machineID, hour.Format(time.RFC3339), err)
+	}
+	defer m.mu.Unlock()
+	// A daily target that contains hour starts at most 25 hours before it.
+	if _, err := s.cfg.Store.ScoreForecasts(ctx, machineID, m.tz, hour.Add(-26*time.Hour), time.Time{}, false); err != nil {
+		return fmt.Errorf("rescore %s at %s: %w", machineID, hour.Format(time.RFC3339), err)
+	}
+	return nil
+}
+
+// issue forecasts sp.plan's horizon from origin, with the cached model when
+// it was fitted at the same anchor and has not yet passed origin.
+func (s *Service) issue(ctx context.Context, m *machineState, machineID string, sp spec, origin time.Time) ([]store.ForecastRow, error) {
+	anchor := origin.Truncate(24 * time.Hour)
+	c := m.models[sp.resolution]
+	if c == nil || !c.anchor.Equal(anchor) || (c.choice != nil && c.choice.Next().After(origin)) {
+		var err error
+		if c, err = s.fit(ctx, m, machineID, sp, anchor); err != nil {
+			return nil, err
+		}
+		m.models[sp.resolution] = c
+	}
+	if c.choice == nil {
+		return nil, nil
+	}
+	if next := c.choice.Next(); next.Before(origin) {
+		buckets, err := s.cfg.Store.BucketEnergies(ctx, machineID, sp.resolution, next, origin)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range dense(buckets, next, sp.step, int(origin.Sub(next)/sp.step)) {
+			c.choice.Observe(v)
+		}
+	}
+	hours := sp.step.Hours()
+	var rows []store.ForecastRow
+	for h, p := range c.choice.Predict() {
+		rows = append(rows, row(machineID, origin, origin.Add(time.Duration(h)*sp.step), sp.resolution, h+1,
+			p, hours, c.choice.Model.Name()))
+	}
+	return rows, nil
+}
+
+// fit chooses and fits the model on the history before anchor.
+func (s *Service) fit(ctx context.Context, m *machineState, machineID string, sp spec, anchor time.Time) (*cachedModel, error) {
+	history := s.cfg.HourlyHistory
+	if sp.resolution == store.Resolution15Min {
+		history = s.cfg.QuarterHourHistory
+	}
+	from := anchor.Add(-history)
+	buckets, err := s.cfg.Store.BucketEnergies(ctx, machineID, sp.resolution, from, anchor)
+	if err != nil {
+		return nil, err
+	}
+	// Start the series at the first bucket with data: leading gaps are not
+	// history.
+	if len(buckets) > 0 {
+		from = buckets[0].Bucket
+	}
+	series := analytics.ForecastSeries{Start: from.In(m.loc), Step: sp.step,
+		Values: dense(buckets, from, sp.step, int(anchor.Sub(from)/sp.step))}
+	s.fits.Add(1)
+	choice, err := analytics.SelectForecastModel(series, sp.plan())
+	if errors.Is(err, analytics.ErrShortHistory) {
+		s.cfg.Logger.Debug("too little history to forecast", "machine_id", machineID,
+			"resolution", sp.resolution, "buckets", len(series.Values))
+		return &cachedModel{anchor: anchor}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.Logger.Debug("forecast model chosen", "machine_id", machineID, "resolution", sp.resolution,
+		"model", choice.Model.Name(), "anchor", anchor)
+	return &cachedModel{anchor: anchor, choice: choice}, nil
+}
+
+// issueDaily forecasts the next 7 local days from origin (a local
+// midnight), fitted on the daily totals of the DailyDays days before it.
+func (s *Service) issueDaily(ctx context.Context, m *machineState, machineID string, origin time.Time) ([]store.ForecastRow, error) {
+	local := origin.In(m.loc)
+	from := local.AddDate(0, 0, -s.cfg.DailyDays)
+	days, err := s.cfg.Store.DailyEnergies(ctx, machineID, m.tz, from, origin)
+	if err != nil {
+		return nil, err
+	}
+	if len(days) > 0 {
+		from = days[0].Bucket.In(m.loc)
+	}
+	series := analytics.ForecastSeries{Start: from, Step: 24 * time.Hour}
+	index := map[int64]float64{}
+	for _, d := range days {
+		index[d.Bucket.Unix()] = d.KWh
+	}
+	for t := from; t.Before(local); t = t.AddDate(0, 0, 1) {
+		v, ok := index[t.Unix()]
+		if !ok {
+			v = math.NaN()
+		}
+		series.Values = append(series.Values, v)
+	}
+	s.fits.Add(1)
+	choice, err := analytics.SelectForecastModel(series, analytics.DailyForecastPlan())
+	if errors.Is(err, analytics.ErrShortHistory) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rows []store.ForecastRow
+	for h, p := range choice.Predict() {
+		start := local.AddDate(0, 0, h)
+		hours := start.AddDate(0, 0, 1).Sub(start).Hours()
+		rows = append(rows, row(machineID, origin, start.UTC(), store.Resolution1Day, h+1, p, hours, choice.Model.Name()))
+	}
+	return rows, nil
+}
+
+func row(machineID string, origin, target time.Time, resolution string, horizon int, p analytics.ForecastPoint, hours float64, model string) store.ForecastRow {
+	return store.ForecastRow{
+		MachineID: machineID, Origin: origin, TargetBucket: target, Resolution: resolution, Horizon: horizon,
+		PredictedKWh: p.Point, PredictedKW: p.Point / hours,
+		Lower80: p.Lower80, Upper80: p.Upper80, Lower95: p.Lower95, Upper95: p.Upper95, Model: model,
+	}
+}
+
+// dense lays buckets out on the grid from, from+step, … (n buckets), NaN
+// where a bucket has no row.
+func dense(buckets []store.BucketEnergy, from time.Time, step time.Duration, n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = math.NaN()
+	}
+	for _, b := range buckets {
+		i := int(b.Bucket.Sub(from) / step)
+		if i >= 0 && i < n && b.Bucket.Equal(from.Add(time.Duration(i)*step)) {
+			out[i] = b.KWh
+		}
+	}
+	return out
+}
