@@ -73,13 +73,14 @@ $$;
 
 -- analytics_reading_energy_kwh is the energy one raw reading stands for: its
 -- energy_kwh when reported (non-NULL, non-zero), else its power integrated
--- over the machine's sampling interval (power × interval / 3600 s), the rule
--- the rollup triggers of 000003 apply.
+-- over the machine's sampling interval (power × interval / 3600 s; a machine
+-- without an interval samples every second), the rule the rollup triggers of
+-- 000003 apply (energy_kwh is never negative: a constraint rejects it).
 CREATE FUNCTION analytics_reading_energy_kwh(power_kw double precision, energy_kwh double precision,
                                              interval_seconds integer) RETURNS double precision
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE WHEN energy_kwh IS NULL OR energy_kwh = 0
-                THEN power_kw * interval_seconds / 3600.0
+                THEN power_kw * coalesce(interval_seconds, 1) / 3600.0
                 ELSE energy_kwh END;
 
 -- analytics_energy_hours returns one row per UTC hour of [p_start_time,
@@ -96,26 +97,26 @@ RETURNS TABLE (
     peak_demand_at timestamptz
 )
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    WITH bounds AS (
-        -- [hs, he) are the whole hours; when the window lies inside one hour,
-        -- hs > he and everything comes from the raw table.
-        SELECT analytics_hour_ceil(p_start_time) AS hs, analytics_hour_floor(p_end_time) AS he
-    ),
-    raw AS (
-        -- Two index range scans, one per edge: [start, hs) and [he, end).
+    -- The whole hours are [analytics_hour_ceil(start), analytics_hour_floor(end));
+    -- when the window lies inside one hour, ceil > floor and everything comes
+    -- from the raw table. The bounds are written out (not taken from a CTE) so
+    -- that both ends of each range become index conditions.
+    WITH raw AS (
+        -- Two index range scans, one per edge: [start, ceil(start)) and [floor(end), end).
         SELECT e.time, e.power_kw::double precision AS power_kw,
                analytics_reading_energy_kwh(e.power_kw::double precision, e.energy_kwh::double precision,
                                             m.data_interval_seconds) AS kwh
-        FROM bounds b, machines m, energy_readings e
+        FROM machines m, energy_readings e
         WHERE m.id = p_machine_id AND e.machine_id = p_machine_id
-          AND e.time >= p_start_time AND e.time < least(b.hs, p_end_time)
+          AND e.time >= p_start_time AND e.time < least(analytics_hour_ceil(p_start_time), p_end_time)
         UNION ALL
         SELECT e.time, e.power_kw::double precision,
                analytics_reading_energy_kwh(e.power_kw::double precision, e.energy_kwh::double precision,
                                             m.data_interval_seconds)
-        FROM bounds b, machines m, energy_readings e
+        FROM machines m, energy_readings e
         WHERE m.id = p_machine_id AND e.machine_id = p_machine_id
-          AND e.time >= greatest(b.he, b.hs) AND e.time < p_end_time
+          AND e.time >= greatest(analytics_hour_floor(p_end_time), analytics_hour_ceil(p_start_time))
+          AND e.time < p_end_time
     ),
     quarters AS (
         SELECT date_bin('15 minutes', r.time, timestamptz '2000-01-01 00:00:00+00') AS q,
@@ -127,8 +128,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     FROM quarters q GROUP BY 1
     UNION ALL
     SELECT r.bucket, r.reading_count, r.sum_power_kw, r.total_energy_kwh, r.peak_demand_kw, r.peak_demand_at
-    FROM bounds b, energy_readings_1hour r
-    WHERE r.machine_id = p_machine_id AND r.bucket >= b.hs AND r.bucket < b.he AND r.reading_count > 0
+    FROM energy_readings_1hour r
+    WHERE r.machine_id = p_machine_id AND r.reading_count > 0
+      AND r.bucket >= analytics_hour_ceil(p_start_time) AND r.bucket < analytics_hour_floor(p_end_time)
 $$;
 
 -- analytics_production_hours returns one row per UTC hour of [p_start_time,
@@ -147,19 +149,17 @@ RETURNS TABLE (
     offline_seconds     double precision
 )
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    WITH bounds AS (
-        SELECT analytics_hour_ceil(p_start_time) AS hs, analytics_hour_floor(p_end_time) AS he
-    ),
-    raw AS (
-        SELECT p.time, p.production_count, p.operating_mode, m.data_interval_seconds AS secs
-        FROM bounds b, machines m, production_data p
+    WITH raw AS (
+        SELECT p.time, p.production_count, p.operating_mode, coalesce(m.data_interval_seconds, 1) AS secs
+        FROM machines m, production_data p
         WHERE m.id = p_machine_id AND p.machine_id = p_machine_id
-          AND p.time >= p_start_time AND p.time < least(b.hs, p_end_time)
+          AND p.time >= p_start_time AND p.time < least(analytics_hour_ceil(p_start_time), p_end_time)
         UNION ALL
-        SELECT p.time, p.production_count, p.operating_mode, m.data_interval_seconds
-        FROM bounds b, machines m, production_data p
+        SELECT p.time, p.production_count, p.operating_mode, coalesce(m.data_interval_seconds, 1)
+        FROM machines m, production_data p
         WHERE m.id = p_machine_id AND p.machine_id = p_machine_id
-          AND p.time >= greatest(b.he, b.hs) AND p.time < p_end_time
+          AND p.time >= greatest(analytics_hour_floor(p_end_time), analytics_hour_ceil(p_start_time))
+          AND p.time < p_end_time
     )
     SELECT analytics_hour_floor(r.time),
            coalesce(sum(r.production_count), 0)::bigint,
@@ -172,8 +172,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     UNION ALL
     SELECT p.bucket, p.total_production_count, p.running_seconds, p.idle_seconds,
            p.maintenance_seconds, p.fault_seconds, p.offline_seconds
-    FROM bounds b, production_data_1hour p
-    WHERE p.machine_id = p_machine_id AND p.bucket >= b.hs AND p.bucket < b.he
+    FROM production_data_1hour p
+    WHERE p.machine_id = p_machine_id
+      AND p.bucket >= analytics_hour_ceil(p_start_time) AND p.bucket < analytics_hour_floor(p_end_time)
 $$;
 
 -- analytics_default_rate is the price per kWh when a factory has no tariff
@@ -217,6 +218,9 @@ CREATE FUNCTION analytics_hour_in_window(h integer, start_hour integer, end_hour
 --   2. else the factory's highest-rate active non-time-of-use tariff valid on
 --      that date;
 --   3. else analytics_default_rate() in 'USD'.
+-- Rollup hours are UTC hours; each is priced by the local time at its start
+-- (in a zone with a half-hour offset a UTC hour spans two local hours and
+-- takes the rate of the first).
 -- So on a weekend, hours that no time-of-use tariff covers (the Demo plant's
 -- weekday 09–21 tariff has applicable_days {1..5}) are priced by the flat
 -- tariff, or the default when the factory has none.
@@ -252,8 +256,11 @@ $$;
 -- of region p_region; else of the factory's grid region
 -- (factories.metadata->>'grid_region'); else of region 'default'; else 0.45.
 -- Several valid factors of one region: the one with the latest valid_from.
-CREATE FUNCTION analytics_carbon_factor(p_machine_id uuid, p_region text, p_at timestamptz) RETURNS double precision
-    LANGUAGE sql STABLE PARALLEL SAFE AS $$
+-- Always exactly one row; a table function so that the planner inlines it
+-- into the per-hour query (a scalar SQL function would be planned per call).
+CREATE FUNCTION analytics_carbon_factor(p_machine_id uuid, p_region text, p_at timestamptz)
+RETURNS TABLE (emission_factor double precision)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     WITH site AS (
         SELECT f.metadata->>'grid_region' AS grid_region, (p_at AT TIME ZONE coalesce(f.timezone, 'UTC'))::date AS day
         FROM machines m JOIN factories f ON f.id = m.factory_id WHERE m.id = p_machine_id
@@ -312,7 +319,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
            coalesce(e.co2, 0),
            CASE WHEN e.min_factor = e.max_factor THEN e.min_factor
                 WHEN e.kwh <> 0 THEN e.co2 / e.kwh
-                ELSE analytics_carbon_factor(m.id, p_region, p_start_time) END
+                ELSE (SELECT c.emission_factor FROM analytics_carbon_factor(m.id, p_region, p_start_time) c) END
     FROM machines m
     CROSS JOIN LATERAL (
         SELECT sum(h.reading_count) AS n, sum(h.sum_power_kw) AS sp, sum(h.energy_kwh) AS kwh,
@@ -322,8 +329,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                string_agg(DISTINCT t.currency, '+' ORDER BY t.currency) AS currency,
                sum(h.energy_kwh * h.factor) AS co2,
                min(h.factor) AS min_factor, max(h.factor) AS max_factor
-        FROM (SELECT x.*, analytics_carbon_factor(m.id, p_region, x.bucket) AS factor
-              FROM analytics_energy_hours(m.id, p_start_time, p_end_time) x) h
+        FROM (SELECT x.*, c.emission_factor AS factor
+              FROM analytics_energy_hours(m.id, p_start_time, p_end_time) x
+              CROSS JOIN LATERAL analytics_carbon_factor(m.id, p_region, x.bucket) c) h
         CROSS JOIN LATERAL analytics_tariff(coalesce(p_factory_id, m.factory_id), h.bucket) t
     ) e
     CROSS JOIN LATERAL (

@@ -599,3 +599,51 @@ func TestKPIFactorySummary(t *testing.T) {
 		t.Errorf("unknown factory: %d rows, want 0", len(got))
 	}
 }
+
+// BenchmarkKPIAllKPIs times calculate_all_kpis over windows of one day and
+// thirty days of hourly rollups (each hour priced and weighted on its own),
+// both starting and ending mid-hour so the raw edges are read too.
+func BenchmarkKPIAllKPIs(b *testing.B) {
+	ctx := context.Background()
+	pool := testdb.New(b)
+	var demo, machine string
+	if err := pool.QueryRow(ctx, `INSERT INTO factories (name, timezone, metadata)
+		VALUES ('Demo Manufacturing Plant', 'America/Los_Angeles', '{"grid_region": "US-California"}') RETURNING id::text`).Scan(&demo); err != nil {
+		b.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `INSERT INTO machines (factory_id, name, type, data_interval_seconds)
+		VALUES ($1, 'HVAC-Main', 'hvac', 10) RETURNING id::text`, demo).Scan(&machine); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	exec := func(q string, args ...any) {
+		if _, err := pool.Exec(ctx, q, args...); err != nil {
+			b.Fatalf("%s: %v", firstLine(q), err)
+		}
+	}
+	exec(`INSERT INTO energy_tariffs (factory_id, name, rate_per_kwh, currency, is_time_of_use, start_hour, end_hour, applicable_days)
+		VALUES ($1, 'Peak', 0.25, 'USD', true, 9, 21, '{1,2,3,4,5}'), ($1, 'Off-peak', 0.10, 'USD', true, 21, 9, NULL)`, demo)
+	exec(`INSERT INTO carbon_factors (region, emission_factor_kg_co2_per_kwh) VALUES ('US-California', 0.22)`)
+	// Raw readings (10 s) in the hours holding the windows' edges: 01:00–02:00 of days 0, 1 and 30.
+	exec(`INSERT INTO energy_readings (time, machine_id, power_kw)
+		SELECT $1::timestamptz + d * interval '1 day' + interval '1 hour' + s * interval '10 seconds', $2::uuid, 20
+		FROM unnest(ARRAY[0, 1, 30]) AS d, generate_series(0, 359) AS s`, start, machine)
+	// Every hour of 31 days in the rollup (rows the triggers made from the raw readings stay).
+	exec(`INSERT INTO energy_readings_1hour (bucket, machine_id, reading_count, sum_power_kw, total_energy_kwh, peak_demand_kw, peak_demand_at)
+		SELECT $1::timestamptz + h * interval '1 hour', $2::uuid, 360, 360 * 20, 20, 25, $1::timestamptz + h * interval '1 hour'
+		FROM generate_series(0, 31 * 24) AS h
+		ON CONFLICT (machine_id, bucket) DO NOTHING`, start, machine)
+	for _, days := range []int{1, 30} {
+		b.Run(fmt.Sprintf("days=%d", days), func(b *testing.B) {
+			from := start.Add(90 * time.Minute) // 01:30: a half hour of raw readings at each edge
+			to := from.AddDate(0, 0, days)
+			for b.Loop() {
+				var cost float64
+				if err := pool.QueryRow(ctx, `SELECT total_cost FROM calculate_all_kpis($1, $2, $3)`, machine, from, to).Scan(&cost); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/call")
+		})
+	}
+}
