@@ -72,16 +72,15 @@ END
 $$;
 
 -- analytics_reading_energy_kwh is the energy one raw reading stands for: its
--- energy_kwh when reported (non-NULL, non-zero), else its power integrated
+-- energy_kwh when reported (positive), else its power integrated
 -- over the machine's sampling interval (power × interval / 3600 s; a machine
 -- without an interval samples every second), the rule the rollup triggers of
 -- 000003 apply (energy_kwh is never negative: a constraint rejects it).
 CREATE FUNCTION analytics_reading_energy_kwh(power_kw double precision, energy_kwh double precision,
                                              interval_seconds integer) RETURNS double precision
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN CASE WHEN energy_kwh IS NULL OR energy_kwh = 0
-                THEN power_kw * coalesce(interval_seconds, 1) / 3600.0
-                ELSE energy_kwh END;
+    RETURN CASE WHEN energy_kwh > 0 THEN energy_kwh
+                ELSE power_kw * coalesce(interval_seconds, 1) / 3600::double precision END;
 
 -- analytics_energy_hours returns one row per UTC hour of [p_start_time,
 -- p_end_time) that holds energy readings of the machine: whole hours from
