@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	apihttp "github.com/enms/enms-analytics/http"
+	"github.com/enms/enms-analytics/listener"
 	"github.com/enms/enms-analytics/migrations"
 	"github.com/enms/enms-analytics/store"
 )
@@ -21,7 +23,8 @@ import (
 type serveOptions struct {
 	// Listener, when set, is used instead of listening on API_PORT.
 	Listener net.Listener
-	// Ready, when set, is called with the API's address once it serves.
+	// Ready, when set, is called with the API's address once it serves and
+	// the worker listens.
 	Ready func(addr string)
 	// DatabaseURL, when set, overrides the configured database (dev passes
 	// the embedded cluster it already started).
@@ -52,7 +55,26 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opt serveOption
 	defer pool.Close()
 	st := store.New(pool)
 
-	api := apihttp.New(apihttp.Config{Store: st, Logger: logger, Version: version})
+	metrics := prometheus.NewRegistry()
+	worker, err := listener.New(listener.Config{
+		Store:          st,
+		Logger:         logger.With("component", "worker"),
+		Registerer:     metrics,
+		Concurrency:    cfg.WorkerConcurrency,
+		MaxAttempts:    cfg.WorkerMaxAttempts,
+		ReconnectDelay: cfg.ListenerReconnectDelay,
+		PollInterval:   cfg.PollInterval,
+		HourCloseGrace: cfg.HourCloseGrace,
+		EventRetention: cfg.EventRetention,
+	})
+	if err != nil {
+		return err
+	}
+	// Handlers (trainer, rolling baselines, anomaly scoring, forecasts) are
+	// registered on worker here, before it runs.
+
+	api := apihttp.New(apihttp.Config{Store: st, Logger: logger, Version: version,
+		Metrics: metrics, WorkerStatus: workerStatus(worker)})
 	ln := opt.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", fmt.Sprintf(":%d", cfg.APIPort)); err != nil {
@@ -62,7 +84,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opt serveOption
 	srv := &nethttp.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -70,8 +92,23 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opt serveOption
 			errc <- fmt.Errorf("serve API: %w", err)
 		}
 	}()
+	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorker()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := worker.Run(workerCtx); err != nil {
+			errc <- fmt.Errorf("run worker: %w", err)
+		}
+	}()
 	logger.Info("API listening", "addr", ln.Addr().String())
 	if opt.Ready != nil {
+		// Ready means the whole service: the API serves and the worker
+		// listens (else /health would report it degraded).
+		select {
+		case <-worker.Ready():
+		case <-ctx.Done():
+		}
 		opt.Ready(ln.Addr().String())
 	}
 
@@ -84,7 +121,26 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opt serveOption
 	if shutErr := srv.Shutdown(shutdownCtx); shutErr != nil {
 		logger.Error("API shutdown", "err", shutErr)
 	}
+	stopWorker() // finishes or releases its claimed events
 	wg.Wait()
 	logger.Info("stopped")
 	return err
+}
+
+// workerStatus adapts the worker's status to what /health reports.
+func workerStatus(w *listener.Worker) func() apihttp.WorkerStatus {
+	return func() apihttp.WorkerStatus {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s, _ := w.Status(ctx) // on error the connection fields are still set
+		ws := apihttp.WorkerStatus{
+			Connected:               s.Connected,
+			Backlog:                 s.Backlog,
+			OldestPendingAgeSeconds: s.OldestPending.Seconds(),
+		}
+		if !s.LastNotification.IsZero() {
+			ws.LastNotification = &s.LastNotification
+		}
+		return ws
+	}
 }
