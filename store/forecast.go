@@ -388,3 +388,18 @@ func (s *Store) FactoryTariffs(ctx context.Context, factoryID string) (tz string
 	}
 	return tz, tariffs, nil
 }
+
+// LatestScoredTarget returns the start of the machine's latest forecast
+// target that has an actual; ok is false when none has.
+func (s *Store) LatestScoredTarget(ctx context.Context, machineID string) (t time.Time, ok bool, err error) {
+	var v *time.Time
+	err = s.pool.QueryRow(ctx, `SELECT max(target_bucket) FROM energy_forecasts
+		WHERE machine_id = $1 AND actual_kwh IS NOT NULL`, machineID).Scan(&v)
+	if err != nil {
+		return t, false, fmt.Errorf("latest scored target of %s: %w", machineID, unavailable(err))
+	}
+	if v == nil {
+		return t, false, nil
+	}
+	return *v, true, nil
+}
