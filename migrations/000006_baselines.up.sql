@@ -13,13 +13,15 @@ CREATE TABLE baseline_rolling_state (
     stats             jsonb NOT NULL,          -- analytics.Stats: n, means, centred co-moments
     window_hours      integer NOT NULL CHECK (window_hours > 0),
     last_hour         timestamptz,             -- the latest hour refreshed
-    last_published_at timestamptz,             -- data time of the last publication
+    drivers_chosen_at timestamptz,             -- data time the drivers were last (re)chosen
+    publish_checked_at timestamptz,            -- data time publication was last considered
+    last_published_id uuid,                    -- the last version this model published
     refreshed_count   bigint NOT NULL DEFAULT 0,
     updated_at        timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE TABLE baseline_rolling_hours (
-    machine_id uuid NOT NULL REFERENCES baseline_rolling_state (machine_id) ON DELETE CASCADE,
+    machine_id uuid NOT NULL REFERENCES machines (id) ON DELETE CASCADE,
     hour       timestamptz NOT NULL,
     x          double precision[] NOT NULL,    -- the design row as added
     y          double precision NOT NULL,      -- total_energy_kwh as added

@@ -342,7 +342,9 @@ type RollingState struct {
 	Stats           json.RawMessage
 	WindowHours     int
 	LastHour        *time.Time
-	LastPublishedAt *time.Time
+	DriversChosenAt *time.Time // data time the drivers were last chosen
+	PublishChecked  *time.Time // data time publication was last considered
+	LastPublishedID *string
 	RefreshedCount  int64
 }
 
@@ -375,9 +377,10 @@ func rollingState(ctx context.Context, q queryer, machineID string) (RollingStat
 	var st RollingState
 	err := q.QueryRow(ctx, `
 		SELECT machine_id::text, source_baseline::text, drivers, design, stats, window_hours, last_hour,
-		       last_published_at, refreshed_count
+		       drivers_chosen_at, publish_checked_at, last_published_id::text, refreshed_count
 		  FROM baseline_rolling_state WHERE machine_id = $1`, machineID).Scan(&st.MachineID, &st.SourceBaseline,
-		&st.Drivers, &st.Design, &st.Stats, &st.WindowHours, &st.LastHour, &st.LastPublishedAt, &st.RefreshedCount)
+		&st.Drivers, &st.Design, &st.Stats, &st.WindowHours, &st.LastHour, &st.DriversChosenAt, &st.PublishChecked,
+		&st.LastPublishedID, &st.RefreshedCount)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, fmt.Errorf("rolling model of machine %s: %w", machineID, ErrNotFound)
 	}
@@ -396,20 +399,25 @@ func (r *RollingTx) State(ctx context.Context) (RollingState, error) {
 func (r *RollingTx) SaveState(ctx context.Context, st RollingState) error {
 	_, err := r.tx.Exec(ctx, `
 		INSERT INTO baseline_rolling_state (machine_id, source_baseline, drivers, design, stats, window_hours,
-			last_hour, last_published_at, refreshed_count, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+			last_hour, drivers_chosen_at, publish_checked_at, last_published_id, refreshed_count, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
 		ON CONFLICT (machine_id) DO UPDATE SET source_baseline = excluded.source_baseline,
 			drivers = excluded.drivers, design = excluded.design, stats = excluded.stats,
 			window_hours = excluded.window_hours, last_hour = excluded.last_hour,
-			last_published_at = excluded.last_published_at, refreshed_count = excluded.refreshed_count,
+			drivers_chosen_at = excluded.drivers_chosen_at, publish_checked_at = excluded.publish_checked_at,
+			last_published_id = excluded.last_published_id, refreshed_count = excluded.refreshed_count,
 			updated_at = now()`,
 		r.machineID, st.SourceBaseline, st.Drivers, st.Design, st.Stats, st.WindowHours, st.LastHour,
-		st.LastPublishedAt, st.RefreshedCount)
+		st.DriversChosenAt, st.PublishChecked, st.LastPublishedID, st.RefreshedCount)
 	if err != nil {
 		return fmt.Errorf("save rolling model: %w", unavailable(err))
 	}
 	return nil
 }
+
+// Tx is the underlying transaction (to publish a version atomically with
+// the state).
+func (r *RollingTx) Tx() pgx.Tx { return r.tx }
 
 // ActiveBaseline is Store.ActiveBaseline inside the transaction.
 func (r *RollingTx) ActiveBaseline(ctx context.Context) (Baseline, error) {
