@@ -20,7 +20,10 @@ CREATE TABLE analytics_events (
 -- Pending work, in per-machine order.
 CREATE INDEX analytics_events_pending_idx ON analytics_events (machine_id, id) WHERE done_at IS NULL AND parked_at IS NULL;
 CREATE INDEX analytics_events_done_idx ON analytics_events (done_at) WHERE done_at IS NOT NULL;
--- At most one pending hour_closed per machine-hour, and one pending
--- hour_revised: repeated triggers collapse into the event already waiting.
+-- At most one pending hour_closed per machine-hour. hour_revised is not in
+-- it: the trigger skips a revision only while an identical one waits
+-- unclaimed (analytics_note_hours, under the machine's lock), so a revision
+-- being processed never swallows a newer one, and a worker releasing a claim
+-- can never collide with a newer revision.
 CREATE UNIQUE INDEX analytics_events_pending_hour_key ON analytics_events (kind, machine_id, bucket)
-    WHERE done_at IS NULL AND parked_at IS NULL AND kind IN ('hour_closed', 'hour_revised');
+    WHERE done_at IS NULL AND parked_at IS NULL AND kind = 'hour_closed';
