@@ -15,7 +15,6 @@ DROP FUNCTION IF EXISTS analytics_hour_in_window(integer, integer, integer);
 DROP FUNCTION IF EXISTS analytics_default_rate();
 DROP FUNCTION IF EXISTS analytics_production_hours(uuid, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS analytics_energy_hours(uuid, timestamptz, timestamptz);
-DROP FUNCTION IF EXISTS analytics_reading_energy_kwh(double precision, double precision, integer);
 DROP FUNCTION IF EXISTS analytics_window_hours(timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS analytics_hour_ceil(timestamptz);
 DROP FUNCTION IF EXISTS analytics_hour_floor(timestamptz);

@@ -71,21 +71,12 @@ BEGIN
 END
 $$;
 
--- analytics_reading_energy_kwh is the energy one raw reading stands for: its
--- energy_kwh when reported (positive), else its power integrated
--- over the machine's sampling interval (power × interval / 3600 s; a machine
--- without an interval samples every second), the rule the rollup triggers of
--- 000003 apply (energy_kwh is never negative: a constraint rejects it).
-CREATE FUNCTION analytics_reading_energy_kwh(power_kw double precision, energy_kwh double precision,
-                                             interval_seconds integer) RETURNS double precision
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN CASE WHEN energy_kwh > 0 THEN energy_kwh
-                ELSE power_kw * coalesce(interval_seconds, 1) / 3600::double precision END;
-
 -- analytics_energy_hours returns one row per UTC hour of [p_start_time,
 -- p_end_time) that holds energy readings of the machine: whole hours from
 -- energy_readings_1hour, the partial hours at the edges computed from
--- energy_readings (grouped into 15-minute intervals for the peak demand).
+-- energy_readings (grouped into 15-minute intervals for the peak demand),
+-- each reading's energy by rollup_energy_kwh, the rule the rollup triggers
+-- apply (reported energy, else power over the sampling interval).
 CREATE FUNCTION analytics_energy_hours(p_machine_id uuid, p_start_time timestamptz, p_end_time timestamptz)
 RETURNS TABLE (
     bucket         timestamptz,
@@ -103,15 +94,15 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     WITH raw AS (
         -- Two index range scans, one per edge: [start, ceil(start)) and [floor(end), end).
         SELECT e.time, e.power_kw::double precision AS power_kw,
-               analytics_reading_energy_kwh(e.power_kw::double precision, e.energy_kwh::double precision,
-                                            m.data_interval_seconds) AS kwh
+               rollup_energy_kwh(e.power_kw::double precision, e.energy_kwh::double precision,
+                                 m.data_interval_seconds) AS kwh
         FROM machines m, energy_readings e
         WHERE m.id = p_machine_id AND e.machine_id = p_machine_id
           AND e.time >= p_start_time AND e.time < least(analytics_hour_ceil(p_start_time), p_end_time)
         UNION ALL
         SELECT e.time, e.power_kw::double precision,
-               analytics_reading_energy_kwh(e.power_kw::double precision, e.energy_kwh::double precision,
-                                            m.data_interval_seconds)
+               rollup_energy_kwh(e.power_kw::double precision, e.energy_kwh::double precision,
+                                 m.data_interval_seconds)
         FROM machines m, energy_readings e
         WHERE m.id = p_machine_id AND e.machine_id = p_machine_id
           AND e.time >= greatest(analytics_hour_floor(p_end_time), analytics_hour_ceil(p_start_time))

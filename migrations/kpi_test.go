@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"testing"
@@ -535,9 +536,9 @@ func TestKPIPartialHoursUseRawReadings(t *testing.T) {
 	})
 }
 
-// TestKPIDaylightSavingDay prices the Sunday on which Los Angeles springs
-// forward (2026-03-08): the local day has 23 hours, local 02:00 never
-// happens, and every hour is priced by its own local clock.
+// TestKPIDaylightSavingDay prices the Sundays on which Los Angeles springs
+// forward (2026-03-08: 23 hours, local 02:00 never happens) and falls back
+// (2026-11-01: 25 hours): every hour is priced by its own local clock.
 func TestKPIDaylightSavingDay(t *testing.T) {
 	t.Parallel()
 	p := setupPlant(t)
@@ -551,6 +552,18 @@ func TestKPIDaylightSavingDay(t *testing.T) {
 	// 11 × 10 × 0.10 + 12 × 10 × 0.15 = 11 + 18 = 29 USD over 230 kWh.
 	expect(t, "spring forward", one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, p.pump, start, end), map[string]any{
 		"time_period_hours": 23.0, "total_energy_kwh": 230.0, "total_cost": 29.0,
+	})
+
+	// 2026-11-01, also a Sunday, falls back: 25 hours, local 01:00 twice.
+	start = time.Date(2026, 11, 1, 0, 0, 0, 0, losAngeles) // 07:00Z (PDT)
+	end = time.Date(2026, 11, 2, 0, 0, 0, 0, losAngeles)   // 08:00Z (PST)
+	for b := start; b.Before(end); b = b.Add(time.Hour) {
+		p.energyHour(t, p.pump, b, 10, 10, 10, b)
+	}
+	// Off-peak: 0, 1, 1, 2–8 and 21–23 (3 + 7 + 3 = 13 hours) at 0.10;
+	// 9–20 (12 hours) at 0.15: 13 × 10 × 0.10 + 12 × 10 × 0.15 = 13 + 18 = 31 USD over 250 kWh.
+	expect(t, "fall back", one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, p.pump, start, end), map[string]any{
+		"time_period_hours": 25.0, "total_energy_kwh": 250.0, "total_cost": 31.0,
 	})
 }
 
@@ -646,4 +659,102 @@ func BenchmarkKPIAllKPIs(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/call")
 		})
 	}
+}
+
+// TestKPIThroughRollupTriggers inserts raw readings only — shuffled, in
+// batches, one hour first sent wrong and then re-sent — and reads the KPIs
+// through the rollup triggers of 000003: whole hours from the rollups they
+// maintain, the half hours at the window's edges from the raw tables.
+func TestKPIThroughRollupTriggers(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	ctx := context.Background()
+	at := func(h, m int) time.Time { return time.Date(2026, 6, 10, h, m, 0, 0, losAngeles) } // a Wednesday
+	// Hydraulic-Pump-1 reports every 30 s, power only: 60 kW in 20:00–21:00,
+	// 30 kW in 21:00–22:00, 90 kW in 22:00–23:00, i.e. 0.5, 0.25 and 0.75 kWh
+	// per reading (power × 30 s / 3600 s). One unit per reading; the machine
+	// idles 21:00–21:30 and runs otherwise.
+	type reading struct {
+		at   time.Time
+		kw   float64
+		mode string
+	}
+	var readings []reading
+	for ts := at(20, 0); ts.Before(at(23, 0)); ts = ts.Add(30 * time.Second) {
+		r := reading{at: ts, kw: 60, mode: "running"}
+		switch {
+		case ts.Hour() == 21 && ts.Minute() < 30:
+			r.kw, r.mode = 30, "idle"
+		case ts.Hour() == 21:
+			r.kw = 30
+		case ts.Hour() == 22:
+			r.kw = 90
+		}
+		readings = append(readings, r)
+	}
+	send := func(rs []reading) {
+		t.Helper()
+		times, kws, modes := make([]time.Time, len(rs)), make([]float64, len(rs)), make([]string, len(rs))
+		for i, r := range rs {
+			times[i], kws[i], modes[i] = r.at, r.kw, r.mode
+		}
+		p.exec(t, `INSERT INTO energy_readings (time, machine_id, power_kw)
+			SELECT u.t, $1, u.kw FROM unnest($2::timestamptz[], $3::float8[]) AS u (t, kw)
+			ON CONFLICT (machine_id, time) DO UPDATE SET power_kw = excluded.power_kw`, p.pump, times, kws)
+		p.exec(t, `INSERT INTO production_data (time, machine_id, production_count, operating_mode)
+			SELECT u.t, $1, 1, u.mode::operating_mode FROM unnest($2::timestamptz[], $3::text[]) AS u (t, mode)
+			ON CONFLICT (machine_id, time) DO UPDATE SET operating_mode = excluded.operating_mode`, p.pump, times, modes)
+	}
+	// The 21:00 hour first arrives at 999 kW, all running, then is re-sent right.
+	var wrong []reading
+	for _, r := range readings {
+		if r.at.Hour() == 21 {
+			wrong = append(wrong, reading{at: r.at, kw: 999, mode: "running"})
+		}
+	}
+	send(wrong)
+	// Everything, in a fixed shuffled order (a seeded permutation), in batches of 37.
+	order := rand.New(rand.NewPCG(2, 6)).Perm(len(readings))
+	for i := 0; i < len(order); i += 37 {
+		var batch []reading
+		for _, j := range order[i:min(i+37, len(order))] {
+			batch = append(batch, readings[j])
+		}
+		send(batch)
+	}
+	var rollupRows int
+	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM energy_readings_1hour WHERE machine_id = $1`, p.pump).Scan(&rollupRows); err != nil {
+		t.Fatal(err)
+	}
+	if rollupRows != 3 {
+		t.Fatalf("energy_readings_1hour holds %d hours of the pump, want 3 (20:00, 21:00, 22:00): are the rollup triggers installed?", rollupRows)
+	}
+
+	// Whole hours 20:00–23:00, from the rollups alone:
+	// 120 × 0.5 = 60 kWh at 0.25 (peak) + (120 × 0.25 + 120 × 0.75 = 30 + 90) kWh at 0.10 = 15 + 12 = 27 USD.
+	expect(t, "20:00–23:00", one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, p.pump, at(20, 0), at(23, 0)), map[string]any{
+		"total_energy_kwh": 180.0, "total_cost": 27.0, "total_production_units": int64(360),
+		"avg_power_kw": 60.0, "peak_demand_kw": 90.0, // (60 + 30 + 90) / 3 = 60 kW average
+	})
+	// 20:30–22:30 across the 21:00 tariff switch:
+	//   20:30–21:00 raw:    60 readings × 0.5  = 30 kWh at 0.25 = 7.5
+	//   21:00–22:00 rollup: 120 readings × 0.25 = 30 kWh at 0.10 = 3.0
+	//   22:00–22:30 raw:    60 readings × 0.75 = 45 kWh at 0.10 = 4.5   → 105 kWh, 15.0 USD
+	// avg = (60·60 + 120·30 + 60·90) / 240 = 12600 / 240 = 52.5 kW; peak 90 kW from 22:00;
+	// units 60 + 120 + 60 = 240; CO₂ 105 × 0.22 = 23.1 kg.
+	start, end := at(20, 30), at(22, 30)
+	expect(t, "20:30–22:30", one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, p.pump, start, end), map[string]any{
+		"time_period_hours": 2.0, "total_energy_kwh": 105.0, "total_cost": 15.0,
+		"avg_power_kw": 52.5, "peak_demand_kw": 90.0, "load_factor": 52.5 / 90,
+		"total_production_units": int64(240), "sec_kwh_per_unit": 105.0 / 240,
+		"cost_per_unit": 15.0 / 240, "total_co2_kg": 105 * 0.22, "co2_per_unit_kg": 105 * 0.22 / 240,
+	})
+	expect(t, "20:30–22:30 peak", one(t, p.pool, `SELECT * FROM calculate_peak_demand($1, $2, $3)`, p.pump, start, end), map[string]any{
+		"peak_demand_kw": 90.0, "peak_time": at(22, 0), "avg_power_kw": 52.5,
+	})
+	// Running: 20:30–21:00, 21:30–22:00, 22:00–22:30 = 3 × 60 readings × 30 s = 5400 s;
+	// idle 21:00–21:30 = 1800 s; total 7200 s; utilization 5400 / 7200 = 75 %.
+	expect(t, "20:30–22:30 operating hours", one(t, p.pool, `SELECT * FROM get_machine_operating_hours($1, $2, $3)`, p.pump, start, end), map[string]any{
+		"total_hours": 2.0, "running_hours": 1.5, "idle_hours": 0.5, "downtime_hours": 0.0, "utilization_percent": 75.0,
+	})
 }
