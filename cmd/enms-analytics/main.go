@@ -38,6 +38,11 @@ commands:
   migrate up            apply all migrations
   migrate down [N]      revert N migrations (all when N is omitted)
   migrate version       print the applied migration version
+  seed                  load the demo plant (two factories, seven machines, tariffs, carbon factors); idempotent
+  simulate [flags]      write simulated telemetry: backfill (--days N | --from T [--to T]) and/or --live
+                        [--speed X]; --machines a,b --seed N --incident-rate R --step D --seed-plant
+  dev [flags]           make run: embedded PostgreSQL, demo plant, 60 days of history, live simulation, serve
+                        (--days 60 --seed 1 --speed 1 --incident-rate R --history-step 1m)
   help                  this text
 
 Configuration is read from the environment; see README.md.
@@ -60,6 +65,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, logger, serveOptions{})
 	case "migrate":
 		return migrateCmd(ctx, cfg, logger, args[1:], stdout)
+	case "seed":
+		return seedCmd(ctx, cfg, logger, stdout)
+	case "simulate":
+		return simulateCmd(ctx, cfg, logger, args[1:], stdout, stderr)
+	case "dev":
+		return devCmd(ctx, cfg, logger, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -264,6 +264,11 @@ func runAs() (*syscall.Credential, error) {
 }
 
 func prepareDir(dir string, cred *syscall.Credential) error {
+	// Parents (e.g. DATA_DIR above DATA_DIR/postgres) must stay traversable
+	// by the postgres user when the cluster runs as postgres.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("embedpg: create data dir: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("embedpg: create data dir: %w", err)
 	}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	neturl "net/url"
+	"sync"
+	"time"
+
+	"github.com/enms/enms-analytics/migrations"
+	"github.com/enms/enms-analytics/simulator"
+)
+
+// devCmd is `enms-analytics dev` (= `make run`): the embedded cluster (or the
+// configured database), migrations, the demo plant, history up to now (60
+// days on a fresh database, only the gap since the last reading on later
+// runs), then live simulation and the service together until ctx is done.
+func devCmd(ctx context.Context, cfg Config, logger *slog.Logger, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	days := fs.Int("days", 60, "days of history to have loaded")
+	seed := fs.Uint64("seed", 1, "random seed of the simulated plant")
+	speed := fs.Float64("speed", 1, "live simulation: simulated seconds per wall-clock second")
+	rate := fs.Float64("incident-rate", simulator.DefaultIncidentRate, "expected injected incidents per machine-day")
+	step := fs.Duration("history-step", simulator.DefaultHistoryStep, "step of backfilled history")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *days < 0 {
+		return fmt.Errorf("dev: --days %d: want zero or more days", *days)
+	}
+	gen, err := simulator.New(simulator.Config{Seed: *seed, IncidentRate: *rate})
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	started := time.Now()
+
+	url, stop, err := openDatabase(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if err := migrations.Up(url); err != nil {
+		return err
+	}
+	pool, err := prepareDatabase(ctx, Config{MigrateOnStart: false}, logger, url, true)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	machines, err := simulator.Machines(ctx, pool, simulator.DemoPlant.Names())
+	if err != nil {
+		return err
+	}
+	to := time.Now().Truncate(*step)
+	from := to.Add(-time.Duration(*days) * 24 * time.Hour)
+	starts := map[simulator.UUID]time.Time{}
+	if *days > 0 {
+		res, err := runBackfill(ctx, pool, gen, machines, from, to, *step, stdout)
+		if err != nil {
+			return err
+		}
+		starts = res.End
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	ready := make(chan string, 1)
+	serveCfg := cfg
+	serveCfg.MigrateOnStart = false
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		errc <- serve(ctx, serveCfg, logger, serveOptions{DatabaseURL: url, Ready: func(addr string) { ready <- addr }})
+	}()
+	go func() {
+		defer wg.Done()
+		errc <- simulator.Live(ctx, pool, gen, machines, simulator.LiveOptions{From: starts, Speed: *speed})
+	}()
+
+	var result error
+	select {
+	case addr := <-ready:
+		printTryURLs(stdout, addr, url, machines, time.Since(started), *speed)
+		result = <-errc
+	case result = <-errc:
+	case <-ctx.Done():
+	}
+	cancel()
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		result = errors.Join(result, err)
+	}
+	if result == nil || errors.Is(result, context.Canceled) {
+		fmt.Fprintln(stdout, "dev: stopped")
+		return nil
+	}
+	return result
+}
+
+// printTryURLs tells a new user what to open once the service answers.
+func printTryURLs(w io.Writer, addr, dbURL string, machines []simulator.Machine, took time.Duration, speed float64) {
+	port := "8001"
+	if _, p, err := net.SplitHostPort(addr); err == nil {
+		port = p
+	}
+	base := "http://localhost:" + port
+	end := time.Now().UTC().Truncate(time.Hour)
+	q := func(id simulator.UUID, extra string) string {
+		return "machine_id=" + id.String() + extra
+	}
+	window := "&start=" + neturl.QueryEscape(end.Add(-24*time.Hour).Format(time.RFC3339)) + "&end=" + neturl.QueryEscape(end.Format(time.RFC3339))
+	fmt.Fprintf(w, "\nenms-analytics dev is ready after %.1fs — the demo plant is live (%gx real time). Try:\n\n", took.Seconds(), speed)
+	fmt.Fprintf(w, "  %s/health\n", base)
+	fmt.Fprintf(w, "  %s/api/v1/ui/                  (UI)\n", base)
+	fmt.Fprintf(w, "  %s/api/v1/docs                 (API documentation)\n", base)
+	fmt.Fprintf(w, "  %s/api/v1/machines\n", base)
+	if len(machines) > 0 {
+		m := machines[0]
+		fmt.Fprintf(w, "  %s/api/v1/machines/%s   (%s)\n", base, m.ID, m.Name)
+		fmt.Fprintf(w, "  %s/api/v1/kpi/all?%s\n", base, q(m.ID, window))
+		fmt.Fprintf(w, "  %s/api/v1/anomaly/recent\n", base)
+		fmt.Fprintf(w, "  %s/api/v1/forecast/demand?%s\n", base, q(m.ID, "&horizon=24h"))
+	}
+	fmt.Fprintf(w, "  %s/metrics\n\n", base)
+	fmt.Fprintf(w, "  psql %q\n", dbURL)
+	fmt.Fprintf(w, "    SELECT * FROM simulator_labels ORDER BY start_time DESC LIMIT 5;   -- injected incidents\n\n")
+	fmt.Fprintln(w, "Ctrl-C stops everything; `make run` again resumes with the same data.")
+}
