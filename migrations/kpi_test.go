@@ -758,3 +758,123 @@ func TestKPIThroughRollupTriggers(t *testing.T) {
 		"total_hours": 2.0, "running_hours": 1.5, "idle_hours": 0.5, "downtime_hours": 0.0, "utilization_percent": 75.0,
 	})
 }
+
+// demoRate is the demo plant's price of energy used at t, written out
+// independently of the SQL: 21→9 every day at 0.10, 09–21 on weekdays at
+// 0.25, otherwise (weekend days) the default 0.15 — in Los Angeles time.
+func demoRate(t time.Time) float64 {
+	l := t.In(losAngeles)
+	switch {
+	case l.Hour() >= 21 || l.Hour() < 9:
+		return 0.10
+	case l.Weekday() >= time.Monday && l.Weekday() <= time.Friday:
+		return 0.25
+	default:
+		return 0.15
+	}
+}
+
+// TestKPIRandomWindowsMatchRawReadings compares the KPIs of random windows —
+// any second, any length, across hours, days and the Friday→Saturday tariff
+// change — with the same figures computed in Go straight from the readings
+// that went in (through the rollup triggers).
+func TestKPIRandomWindowsMatchRawReadings(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	rng := rand.New(rand.NewPCG(50001, 4))
+	// Hydraulic-Pump-1, every 30 s from Friday 2026-06-12 00:00 to Sunday 00:00
+	// local: random power 20–80 kW; a third of the readings report their
+	// energy (the rest are integrated, power × 30 s); 0–3 units each.
+	first := time.Date(2026, 6, 12, 0, 0, 0, 0, losAngeles)
+	type reading struct {
+		at            time.Time
+		kw, kwh       float64
+		reported      *float64
+		units         int64
+		running, idle bool
+	}
+	var rs []reading
+	var times []time.Time
+	var kws []float64
+	var reported []*float64
+	var units []int64
+	var modes []string
+	for at := first; at.Before(first.AddDate(0, 0, 2)); at = at.Add(30 * time.Second) {
+		r := reading{at: at, kw: 20 + 60*rng.Float64(), units: rng.Int64N(4)}
+		r.kwh = r.kw * 30 / 3600
+		if rng.IntN(3) == 0 {
+			e := r.kwh * (0.9 + 0.2*rng.Float64()) // a meter that disagrees a little with power × time
+			r.reported, r.kwh = &e, e
+		}
+		mode := [...]string{"running", "running", "running", "idle", "fault"}[rng.IntN(5)]
+		r.running, r.idle = mode == "running", mode == "idle"
+		rs = append(rs, r)
+		times, kws, reported, units, modes = append(times, at), append(kws, r.kw), append(reported, r.reported), append(units, r.units), append(modes, mode)
+	}
+	p.exec(t, `INSERT INTO energy_readings (time, machine_id, power_kw, energy_kwh)
+		SELECT u.t, $1, u.kw, u.e FROM unnest($2::timestamptz[], $3::float8[], $4::float8[]) AS u (t, kw, e)`,
+		p.pump, times, kws, reported)
+	p.exec(t, `INSERT INTO production_data (time, machine_id, production_count, operating_mode)
+		SELECT u.t, $1, u.n, u.m::operating_mode FROM unnest($2::timestamptz[], $3::int8[], $4::text[]) AS u (t, n, m)`,
+		p.pump, times, units, modes)
+
+	for i := 0; i < 25; i++ {
+		start := first.Add(time.Duration(rng.Int64N(int64(40 * time.Hour))))
+		if i%5 == 0 {
+			start = start.Truncate(time.Hour) // some windows start on an hour
+		}
+		start = start.Truncate(time.Second)
+		end := start.Add(time.Duration(rng.Int64N(int64(8 * time.Hour)))).Truncate(time.Second)
+		var n, runningS, idleS, totalS float64
+		var kwh, sumKW, cost float64
+		var made int64
+		quarters := map[time.Time][2]float64{} // 15-minute interval → (sum kW, count)
+		for _, r := range rs {
+			if r.at.Before(start) || !r.at.Before(end) {
+				continue
+			}
+			n++
+			kwh += r.kwh
+			sumKW += r.kw
+			cost += r.kwh * demoRate(r.at)
+			made += r.units
+			q := r.at.Truncate(15 * time.Minute)
+			quarters[q] = [2]float64{quarters[q][0] + r.kw, quarters[q][1] + 1}
+			totalS += 30
+			if r.running {
+				runningS += 30
+			}
+			if r.idle {
+				idleS += 30
+			}
+		}
+		var peak float64
+		var peakAt any // NULL when the window holds no reading
+		for q, s := range quarters {
+			if avg := s[0] / s[1]; avg > peak || (avg == peak && q.Before(peakAt.(time.Time))) {
+				peak, peakAt = avg, q
+			}
+		}
+		var avg, lf, sec, util any = 0.0, nil, nil, nil
+		if n > 0 {
+			avg, lf = sumKW/n, sumKW/n/peak
+			util = 100 * runningS / totalS
+		}
+		if made > 0 {
+			sec = kwh / float64(made)
+		}
+		what := fmt.Sprintf("window %d [%s, %s)", i, start.In(losAngeles).Format("Mon 15:04:05"), end.In(losAngeles).Format("Mon 15:04:05"))
+		expect(t, what, one(t, p.pool, `SELECT * FROM calculate_all_kpis($1, $2, $3)`, p.pump, start, end), map[string]any{
+			"time_period_hours": end.Sub(start).Hours(), "total_energy_kwh": kwh, "avg_power_kw": avg,
+			"peak_demand_kw": peak, "load_factor": lf, "total_production_units": made, "sec_kwh_per_unit": sec,
+			"total_cost": cost, "total_co2_kg": kwh * 0.22,
+		})
+		expect(t, what+" peak", one(t, p.pool, `SELECT * FROM calculate_peak_demand($1, $2, $3)`, p.pump, start, end), map[string]any{
+			"peak_time": peakAt,
+		})
+		expect(t, what+" hours", one(t, p.pool, `SELECT * FROM get_machine_operating_hours($1, $2, $3)`, p.pump, start, end), map[string]any{
+			"total_hours": totalS / 3600, "running_hours": runningS / 3600, "idle_hours": idleS / 3600,
+			"downtime_hours": (totalS - runningS - idleS) / 3600, "utilization_percent": util,
+		})
+	}
+}
