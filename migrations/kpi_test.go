@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/enms/enms-analytics/internal/testdb"
+	"github.com/enms/enms-analytics/migrations"
 )
 
 // The KPI tests below run the functions of 000004 against the demo plant of
@@ -877,4 +878,62 @@ func TestKPIRandomWindowsMatchRawReadings(t *testing.T) {
 			"downtime_hours": (totalS - runningS - idleS) / 3600, "utilization_percent": util,
 		})
 	}
+}
+
+// TestKPIReplacesOriginalEnMSFunctions: an EnMS database already holds the
+// original KPI functions (DECIMAL results, the region as varchar). The
+// migration replaces them, leaving one function per name, so a call with
+// three arguments is not ambiguous between old and new.
+func TestKPIReplacesOriginalEnMSFunctions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.EmptyURL(t)
+	pool := testdb.Pool(t, url)
+	// Stand-ins with the original signatures and result types; their bodies
+	// do not matter (plpgsql bodies are not checked against tables).
+	originals := []string{
+		`calculate_sec(p_machine_id uuid, p_start_time timestamptz, p_end_time timestamptz)
+			RETURNS TABLE (machine_id uuid, sec_kwh_per_unit decimal(10,4), total_energy_kwh decimal(15,3), total_production_units bigint, time_period_hours decimal(10,2))`,
+		`calculate_peak_demand(p_machine_id uuid, p_start_time timestamptz, p_end_time timestamptz)
+			RETURNS TABLE (machine_id uuid, peak_demand_kw decimal(10,3), peak_time timestamptz, avg_power_kw decimal(10,3))`,
+		`calculate_load_factor(p_machine_id uuid, p_start_time timestamptz, p_end_time timestamptz)
+			RETURNS TABLE (machine_id uuid, load_factor decimal(5,4), load_factor_percent decimal(5,2), avg_power_kw decimal(10,3), max_power_kw decimal(10,3))`,
+		`calculate_energy_cost(p_machine_id uuid, p_start_time timestamptz, p_end_time timestamptz, p_factory_id uuid DEFAULT NULL)
+			RETURNS TABLE (machine_id uuid, total_cost decimal(15,2), total_energy_kwh decimal(15,3), avg_rate_per_kwh decimal(10,6), currency varchar(3))`,
+		`calculate_carbon_intensity(p_machine_id uuid, p_start_time timestamptz, p_end_time timestamptz, p_region varchar(255) DEFAULT 'default')
+			RETURNS TABLE (machine_id uuid, total_co2_kg decimal(15,3), total_energy_kwh decimal(15,3), emission_factor decimal(10,6), co2_per_unit_kg decimal(10,6))`,
+		`calculate_all_kpis(p_machine_id uuid, p_start_time timestamptz, p_end_time timestamptz)
+			RETURNS TABLE (machine_id uuid, machine_name varchar(255), time_period_hours decimal(10,2))`,
+		`get_machine_operating_hours(p_machine_id uuid, p_start_time timestamptz, p_end_time timestamptz)
+			RETURNS TABLE (machine_id uuid, total_hours decimal(10,2))`,
+		`get_factory_summary(p_factory_id uuid, p_start_time timestamptz, p_end_time timestamptz)
+			RETURNS TABLE (factory_id uuid, factory_name varchar(255))`,
+	}
+	for _, sig := range originals {
+		if _, err := pool.Exec(ctx, `CREATE FUNCTION `+sig+` LANGUAGE plpgsql AS $$ BEGIN RETURN; END $$`); err != nil {
+			t.Fatalf("create original %s: %v", firstLine(sig), err)
+		}
+	}
+	if err := migrations.Up(url); err != nil {
+		t.Fatalf("migrate up over the original functions: %v", err)
+	}
+	var overloads int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_proc WHERE proname IN ('calculate_sec', 'calculate_peak_demand',
+		'calculate_load_factor', 'calculate_energy_cost', 'calculate_carbon_intensity', 'calculate_all_kpis',
+		'get_machine_operating_hours', 'get_factory_summary')`).Scan(&overloads); err != nil {
+		t.Fatal(err)
+	}
+	if overloads != 8 {
+		t.Errorf("%d KPI functions after migrating, want 8 (one per name)", overloads)
+	}
+	var machine string
+	if err := pool.QueryRow(ctx, `WITH f AS (INSERT INTO factories (name, timezone) VALUES ('Old Plant', 'Europe/Berlin') RETURNING id)
+		INSERT INTO machines (factory_id, name, type) SELECT id, 'Press-7', 'pump' FROM f RETURNING id::text`).Scan(&machine); err != nil {
+		t.Fatal(err)
+	}
+	// No factors or grid region here: the built-in 0.45 kg/kWh.
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	expect(t, "carbon after adoption", one(t, pool, `SELECT * FROM calculate_carbon_intensity($1, $2, $3)`, machine, at, at.Add(time.Hour)), map[string]any{
+		"total_co2_kg": 0.0, "emission_factor": 0.45,
+	})
 }
