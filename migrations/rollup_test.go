@@ -282,19 +282,25 @@ func runRollupProperty(t *testing.T, seed int64) {
 			}
 		}
 		all = rest
+		fresh := batch
 		var err error
-		switch r.Intn(3) {
+		switch r.Intn(4) {
 		case 0:
 			err = insertRows(ctx, pool, table, batch, "")
 		case 1:
 			err = copyRows(ctx, pool, table, batch)
 		case 2:
 			err = insertRows(ctx, pool, table, batch, "ON CONFLICT (machine_id, time) DO NOTHING")
+		case 3:
+			// New readings and changed re-sends in one upsert: the statement
+			// fires both the UPDATE and the INSERT trigger.
+			batch = append(batch, changedResends(r, sent, sentKey, table, interval)...)
+			err = insertRows(ctx, pool, table, batch, upsertClause(table))
 		}
 		if err != nil {
 			t.Fatalf("write %d rows into %s: %v", len(batch), rawTables[table].name, err)
 		}
-		for _, rd := range batch {
+		for _, rd := range fresh {
 			sentKey[rd.key()] = len(sent)
 			sent = append(sent, rd)
 		}
@@ -365,6 +371,27 @@ func resend(t *testing.T, ctx context.Context, pool *pgxpool.Pool, r *rand.Rand,
 	if err := insertRows(ctx, pool, table, batch, suffix); err != nil {
 		t.Fatalf("re-send %d rows into %s: %v", len(batch), rawTables[table].name, err)
 	}
+}
+
+// changedResends picks up to 20 distinct readings of table already written
+// and gives them new values (recorded in sent).
+func changedResends(r *rand.Rand, sent []reading, sentKey map[string]int, table int, interval map[string]int) []reading {
+	seen := map[string]bool{}
+	var out []reading
+	for range 20 {
+		if len(sent) == 0 {
+			break
+		}
+		rd := sent[r.Intn(len(sent))]
+		if rd.table != table || seen[rd.key()] {
+			continue
+		}
+		seen[rd.key()] = true
+		rd.vals = rawTables[table].gen(r, interval[rd.machine])
+		sent[sentKey[rd.key()]] = rd
+		out = append(out, rd)
+	}
+	return out
 }
 
 // rollupCheck is one rollup and the direct GROUP BY it must equal. want
