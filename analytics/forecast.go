@@ -100,9 +100,11 @@ func QuarterHourForecastPlan() ForecastPlan {
 
 // DailyForecastPlan is the 7-day plan on daily totals: Holt-Winters with a
 // weekly season, the day-of-week regression and seasonal-naive lag 7,
-// backtested from each of the last 56 days.
+// backtested from each of the last 84 days (fewer when the history is
+// shorter: daily errors are strongly autocorrelated, so more origins give
+// intervals closer to their nominal coverage).
 func DailyForecastPlan() ForecastPlan {
-	return ForecastPlan{Horizon: 7, Origins: 56, MinOrigins: 14, Candidates: []ForecastModel{
+	return ForecastPlan{Horizon: 7, Origins: 84, MinOrigins: 14, Candidates: []ForecastModel{
 		HoltWinters(7, 0), TimeOfWeekRegression(8 * 7), SeasonalNaive(7),
 	}}
 }
@@ -187,11 +189,16 @@ func (c *ForecastChoice) Predict() []ForecastPoint {
 // ErrShortHistory.
 func SelectForecastModel(s ForecastSeries, plan ForecastPlan) (*ForecastChoice, error) {
 	n, H := len(s.Values), plan.Horizon
-	minHist := math.MaxInt
+	minHist, maxHist := math.MaxInt, 0
 	for _, m := range plan.Candidates {
-		minHist = min(minHist, m.MinHistory)
+		minHist, maxHist = min(minHist, m.MinHistory), max(maxHist, m.MinHistory)
 	}
-	origins := min(plan.Origins, n-H-minHist+1)
+	// Keep every candidate when the history allows enough origins for it;
+	// otherwise backtest the candidates that fit from more origins.
+	origins := min(plan.Origins, n-H-maxHist+1)
+	if origins < max(plan.MinOrigins, 1) {
+		origins = min(plan.Origins, n-H-minHist+1)
+	}
 	if origins < max(plan.MinOrigins, 1) {
 		return nil, fmt.Errorf("%w: %d buckets, need at least %d", ErrShortHistory, n, minHist+H+max(plan.MinOrigins, 1)-1)
 	}
@@ -286,18 +293,26 @@ func fcBacktest(s ForecastSeries, m ForecastModel, first, H int) ([][]float64, F
 }
 
 // fcQuantile is the p-quantile of sorted xs by linear interpolation between
-// order statistics (Hyndman & Fan type 7, R's default): h = (n−1)p,
-// Q = x₍⌊h⌋₎ + (h − ⌊h⌋)(x₍⌊h⌋+1₎ − x₍⌊h⌋₎). It is 0 for empty xs.
+// order statistics at plotting positions k/(n+1) (Hyndman & Fan type 6, R's
+// quantile(type = 6)): h = (n+1)p, Q = x₍⌊h⌋₎ + (h − ⌊h⌋)(x₍⌊h⌋+1₎ − x₍⌊h⌋₎),
+// clamped to the sample's range. The k-th of n order statistics sits at the
+// expected probability k/(n+1), so unlike type 7 it does not pull the tails
+// inwards on the few dozen backtest errors a horizon may have. It is 0 for
+// empty xs.
 func fcQuantile(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
+	n := len(xs)
+	if n == 0 {
 		return 0
 	}
-	h := float64(len(xs)-1) * p
+	h := float64(n+1) * p // 1-based position
 	lo := int(math.Floor(h))
-	if lo+1 >= len(xs) {
-		return xs[len(xs)-1]
+	switch {
+	case lo < 1:
+		return xs[0]
+	case lo >= n:
+		return xs[n-1]
 	}
-	return xs[lo] + (h-float64(lo))*(xs[lo+1]-xs[lo])
+	return xs[lo-1] + (h-float64(lo))*(xs[lo]-xs[lo-1])
 }
 
 // fcMean is the mean of the finite values of xs, and how many there were.

@@ -10,7 +10,7 @@ import (
 // constants suit hourly energy (seasonal shapes change over weeks, not
 // hours); the AR(1) coefficient φ is solved in closed form per grid point.
 var (
-	fcAlphaGrid = []float64{0.005, 0.02, 0.05, 0.1, 0.2}
+	fcAlphaGrid = []float64{0.005, 0.02, 0.05, 0.1, 0.2, 0.4, 0.7}
 	fcDeltaGrid = []float64{0.01, 0.05, 0.1, 0.2}
 	fcOmegaGrid = []float64{0.01, 0.05, 0.1, 0.2}
 )

@@ -194,15 +194,19 @@ func TestTimeOfWeekWeightedMean(t *testing.T) {
 	}
 }
 
-// TestQuantileType7 checks against R: quantile(1:10, 0.1) = 1.9 and
-// quantile(c(1,2,3,4), 0.975) = 3.925 (type 7, the default).
-func TestQuantileType7(t *testing.T) {
+// TestQuantileType6 checks against R: quantile(1:10, 0.1, type = 6) = 1.1
+// (h = 11·0.1 = 1.1), quantile(1:10, 0.9, type = 6) = 9.9, and
+// quantile(c(1,2,3,4), 0.975, type = 6) = 4 (h = 4.875 ≥ n: the maximum).
+func TestQuantileType6(t *testing.T) {
 	t.Parallel()
-	if q := fcQuantile([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 0.1); math.Abs(q-1.9) > 1e-12 {
-		t.Errorf("q(0.1) = %v, want 1.9", q)
-	}
-	if q := fcQuantile([]float64{1, 2, 3, 4}, 0.975); math.Abs(q-3.925) > 1e-12 {
-		t.Errorf("q(0.975) = %v, want 3.925", q)
+	ten := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, c := range []struct {
+		xs      []float64
+		p, want float64
+	}{{ten, 0.1, 1.1}, {ten, 0.9, 9.9}, {[]float64{1, 2, 3, 4}, 0.975, 4}, {ten, 0.025, 1}} {
+		if q := fcQuantile(c.xs, c.p); math.Abs(q-c.want) > 1e-12 {
+			t.Errorf("q(%v) of %v = %v, want %v", c.p, c.xs, q, c.want)
+		}
 	}
 }
 
@@ -225,5 +229,92 @@ func BenchmarkSelectHourly(b *testing.B) {
 		if _, err := SelectForecastModel(s, HourlyForecastPlan()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// heldOut runs the service's procedure on the last days of s: refit at the
+// start of each held-out day, observe every bucket, forecast plan.Horizon
+// buckets from every origin; it returns the chosen model's MAPE, the MAPE
+// of seasonal-naive lag on the same targets, and the 80 % coverage.
+func heldOut(t *testing.T, s ForecastSeries, plan ForecastPlan, days, lag int) (model, naive, cov80 float64) {
+	t.Helper()
+	perDay := s.StepsPerDay()
+	n := len(s.Values)
+	var act, fc, nv []float64
+	var in80 int
+	for d := range days {
+		dayStart := n - (days-d)*perDay
+		c, err := SelectForecastModel(s.Head(dayStart), plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for o := dayStart; o < dayStart+perDay; o++ {
+			if o > dayStart {
+				c.Observe(s.Values[o-1])
+			}
+			for h, p := range c.Predict() {
+				tgt := o + h
+				if tgt >= n {
+					break
+				}
+				a := s.Values[tgt]
+				act, fc = append(act, a), append(fc, p.Point)
+				nv = append(nv, s.Values[tgt-lag*((h+lag)/lag)])
+				if a >= p.Lower80 && a <= p.Upper80 {
+					in80++
+				}
+			}
+		}
+	}
+	model, _ = ForecastMAPE(act, fc)
+	naive, _ = ForecastMAPE(act, nv)
+	return model, naive, float64(in80) / float64(len(act))
+}
+
+// TestQuarterHourAndDailyPlans: the 1-hour plan on 15-minute buckets (the
+// hourly simulation split into quarters with their own noise) must beat
+// persistence (lag 1, the strongest naive forecast an hour ahead) over the
+// last 7 days with 80 % coverage between 70 % and 90 %. The 7-day plan on
+// daily totals of 200 days must beat lag-7 over the last 28 days on each of
+// six seeds; its 80 % coverage, averaged over the seeds, must lie between
+// 70 % and 90 % (28 days of one drifting series are too few, and too
+// correlated, to judge daily coverage on one seed).
+func TestQuarterHourAndDailyPlans(t *testing.T) {
+	t.Parallel()
+	hourly := simLoad(4, 120)
+	rng := rand.New(rand.NewPCG(4, 2))
+	q := ForecastSeries{Start: hourly.At(len(hourly.Values) - 35*24), Step: 15 * time.Minute}
+	for _, v := range hourly.Values[len(hourly.Values)-35*24:] {
+		for range 4 {
+			q.Values = append(q.Values, max(v/4+rng.NormFloat64()*0.8, 0))
+		}
+	}
+	m, naive, cov := heldOut(t, q, QuarterHourForecastPlan(), 7, 1)
+	t.Logf("15-minute: MAPE %.2f %%, persistence %.2f %%, coverage 80 %% = %.3f", m, naive, cov)
+	if m >= naive || cov < 0.70 || cov > 0.90 {
+		t.Errorf("15-minute plan: MAPE %.2f %% vs persistence %.2f %%, coverage %.3f", m, naive, cov)
+	}
+
+	var meanCov float64
+	const seeds = 6
+	for seed := uint64(1); seed <= seeds; seed++ {
+		hourly := simLoad(seed, 200)
+		d := ForecastSeries{Start: hourly.Start, Step: 24 * time.Hour}
+		for i := 0; i < len(hourly.Values); i += 24 {
+			var sum float64
+			for _, v := range hourly.Values[i : i+24] {
+				sum += v
+			}
+			d.Values = append(d.Values, sum)
+		}
+		m, naive, cov := heldOut(t, d, DailyForecastPlan(), 28, 7)
+		t.Logf("daily, seed %d: MAPE %.2f %%, lag-7 %.2f %%, coverage 80 %% = %.3f", seed, m, naive, cov)
+		if m >= naive {
+			t.Errorf("daily plan, seed %d: MAPE %.2f %% is not below lag-7 %.2f %%", seed, m, naive)
+		}
+		meanCov += cov / seeds
+	}
+	if meanCov < 0.70 || meanCov > 0.90 {
+		t.Errorf("daily plan: mean 80 %% coverage %.3f, want 0.70–0.90", meanCov)
 	}
 }

@@ -41,7 +41,7 @@ type Config struct {
 	HourlyHistory time.Duration
 	// QuarterHourHistory is the history of the 15-minute model (35 days).
 	QuarterHourHistory time.Duration
-	// DailyDays is the number of days the daily model is fitted on (120).
+	// DailyDays is the number of days the daily model is fitted on (180).
 	DailyDays int
 	// ScoreLookback bounds how far back targets are scored (8 days).
 	ScoreLookback time.Duration
@@ -82,7 +82,7 @@ func New(cfg Config) *Service {
 		cfg.QuarterHourHistory = 35 * 24 * time.Hour
 	}
 	if cfg.DailyDays <= 0 {
-		cfg.DailyDays = 120
+		cfg.DailyDays = 180
 	}
 	if cfg.ScoreLookback <= 0 {
 		cfg.ScoreLookback = 8 * 24 * time.Hour

@@ -470,7 +470,7 @@ func BenchmarkHourClosedWarm(b *testing.B) {
 
 // BenchmarkColdFit is the daily refit of one machine: choosing and fitting
 // the hourly (90 days) and 15-minute (35 days) models from the database and
-// the daily one (120 days), as at a local midnight after a restart.
+// the daily one (180 days), as at a local midnight after a restart.
 func BenchmarkColdFit(b *testing.B) {
 	pool, st := fixture(b)
 	power := simPower(3, 92*96)
