@@ -74,7 +74,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opt serveOption
 	// registered on worker here, before it runs.
 
 	api := apihttp.New(apihttp.Config{Store: st, Logger: logger, Version: version,
-		Metrics: metrics, WorkerStatus: workerStatus(worker)})
+		Metrics: metrics, WorkerStatus: workerStatus(worker),
+		APIToken: cfg.APIToken, CORSOrigins: cfg.CORSOrigins})
 	ln := opt.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", fmt.Sprintf(":%d", cfg.APIPort)); err != nil {
