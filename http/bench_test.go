@@ -1,0 +1,158 @@
+package http
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	nethttp "net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/enms/enms-analytics/internal/testdb"
+	"github.com/enms/enms-analytics/store"
+)
+
+// benchPlant writes 20 machines × 90 days of hourly rollups (43,200 energy
+// and 43,200 production rows) ending at benchEnd.
+const (
+	benchMachines = 20
+	benchDays     = 90
+)
+
+var benchEnd = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func benchPlant(b *testing.B) (*Server, []string) {
+	b.Helper()
+	pool := testdb.New(b)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO factories (id, name) VALUES ($1, 'Bench Plant')`, plantID); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO energy_tariffs (factory_id, name, rate_per_kwh, currency, is_time_of_use, start_hour, end_hour, applicable_days)
+		VALUES ($1, 'peak', 0.25, 'EUR', true, 8, 20, '{1,2,3,4,5}'), ($1, 'base', 0.12, 'EUR', false, NULL, NULL, NULL)`, plantID); err != nil {
+		b.Fatal(err)
+	}
+	var ids []string
+	for i := range benchMachines {
+		id := fmt.Sprintf("bbbbbbbb-0000-4000-8000-%012d", i)
+		ids = append(ids, id)
+		if _, err := pool.Exec(ctx, `INSERT INTO machines (id, factory_id, name, type) VALUES ($1, $2, $3, 'compressor')`,
+			id, plantID, fmt.Sprintf("Machine %02d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	start := benchEnd.AddDate(0, 0, -benchDays)
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO energy_readings_1hour (bucket, machine_id, reading_count, sum_power_kw, min_power_kw, max_power_kw,
+		                                   total_energy_kwh, peak_demand_kw, peak_demand_at)
+		SELECT h, m.id, 60, 60 * p, p * 0.8, p * 1.3, p, p * 1.2, h + interval '15 minutes'
+		FROM machines m, generate_series($1::timestamptz, $2::timestamptz - interval '1 hour', interval '1 hour') h,
+		     LATERAL (SELECT 20 + 10 * sin(extract(epoch FROM h) / 3600 / 24 * 2 * pi()) + random() * 5 AS p) x
+		WHERE m.factory_id = $3`, start, benchEnd, plantID); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO production_data_1hour (bucket, machine_id, reading_count, total_production_count, running_seconds)
+		SELECT h, m.id, 60, 100 + (random() * 20)::int, 3600
+		FROM machines m, generate_series($1::timestamptz, $2::timestamptz - interval '1 hour', interval '1 hour') h
+		WHERE m.factory_id = $3`, start, benchEnd, plantID); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
+		b.Fatal(err)
+	}
+	return New(Config{Store: store.New(pool), Logger: slog.New(slog.DiscardHandler)}), ids
+}
+
+// BenchmarkKPIAllConcurrent: 64 clients on 64 connections call /kpi/all for
+// random machines and hour-aligned windows of the given length inside the
+// 90 days. Reports p50/p99 latency (ms) and the number of non-200 answers.
+//
+//	go test ./http -run '^$' -bench KPIAllConcurrent -benchtime 2000x
+func BenchmarkKPIAllConcurrent(b *testing.B) {
+	srv, ids := benchPlant(b)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	clients := 64
+	if c := benchClients(); c > 0 {
+		clients = c
+	}
+	transport := &nethttp.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	defer transport.CloseIdleConnections()
+	client := &nethttp.Client{Transport: transport, Timeout: 30 * time.Second}
+
+	for _, span := range benchSpans() {
+		b.Run(fmt.Sprintf("window=%dd", span/(24*time.Hour)), func(b *testing.B) {
+			latencies := make([]time.Duration, b.N)
+			var next, errs atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for w := range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rng := rand.New(rand.NewPCG(uint64(w), 7))
+					for {
+						i := next.Add(1) - 1
+						if i >= int64(b.N) {
+							return
+						}
+						maxStart := benchDays*24 - int(span/time.Hour)
+						start := benchEnd.AddDate(0, 0, -benchDays).Add(time.Duration(rng.IntN(maxStart+1)) * time.Hour)
+						url := ts.URL + kpiPath("all", ids[rng.IntN(len(ids))], start, start.Add(span))
+						t0 := time.Now()
+						resp, err := client.Get(url)
+						if err == nil {
+							_, _ = io.Copy(io.Discard, resp.Body)
+							resp.Body.Close()
+						}
+						latencies[i] = time.Since(t0)
+						if err != nil || resp.StatusCode != 200 {
+							errs.Add(1)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			slices.Sort(latencies)
+			pct := func(p float64) float64 {
+				return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
+			}
+			b.ReportMetric(pct(0.50), "p50_ms")
+			b.ReportMetric(pct(0.99), "p99_ms")
+			b.ReportMetric(float64(errs.Load()), "errors")
+		})
+	}
+}
+
+// benchClients and benchSpans let a run narrow the benchmark:
+// ENMS_BENCH_CLIENTS=1 measures the service time without queueing,
+// ENMS_BENCH_DAYS=1,7 picks the window lengths (default 1, 7 and 30 days).
+func benchClients() int {
+	n, _ := strconv.Atoi(os.Getenv("ENMS_BENCH_CLIENTS"))
+	return n
+}
+
+func benchSpans() []time.Duration {
+	days := os.Getenv("ENMS_BENCH_DAYS")
+	if days == "" {
+		days = "1,7,30"
+	}
+	var out []time.Duration
+	for _, d := range strings.Split(days, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(d)); err == nil && n > 0 && n <= benchDays {
+			out = append(out, time.Duration(n)*24*time.Hour)
+		}
+	}
+	return out
+}
