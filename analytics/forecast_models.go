@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// Grids searched by HoltWinters on one-step squared error. Small smoothing
-// constants suit hourly energy (seasonal shapes change over weeks, not
-// hours); the AR(1) coefficient φ is solved in closed form per grid point.
+// Grids searched by HoltWinters on one-step squared error: small constants
+// suit hourly and 15-minute buckets (seasonal shapes change over weeks, not
+// hours), the larger α values daily totals whose level moves from day to
+// day. The AR(1) coefficient φ is solved in closed form per grid point.
 var (
 	fcAlphaGrid = []float64{0.005, 0.02, 0.05, 0.1, 0.2, 0.4, 0.7}
 	fcDeltaGrid = []float64{0.01, 0.05, 0.1, 0.2}

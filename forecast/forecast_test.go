@@ -484,3 +484,56 @@ func BenchmarkColdFit(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/refit")
 }
+
+// TestDailyForecastInFactoryTime: in a New York factory (UTC−5 in early
+// March) the daily forecast is issued when the hour ending at local midnight
+// closes — 05:00 UTC — and its targets are the next seven local midnights.
+// The third, Sunday 2026-03-08, is the US change to summer time and lasts
+// 23 hours, so its predicted_kw is predicted_kwh / 23; the others / 24. The
+// hour ending at UTC midnight issues no daily forecast.
+func TestDailyForecastInFactoryTime(t *testing.T) {
+	t.Parallel()
+	pool, st := fixture(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `UPDATE factories SET timezone = 'America/New_York' WHERE id = $1`, factoryID); err != nil {
+		t.Fatal(err)
+	}
+	power := simPower(6, 62*96)
+	insertRollups(t, pool, power, 0, 62*96)
+	svc := forecast.New(forecast.Config{Store: st})
+	utcMidnight := day0.Add(60 * 24 * time.Hour) // 2026-03-06 00:00 UTC = 19:00 in New York
+	if err := svc.HourClosed(ctx, machineID, utcMidnight.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := forecastsAt(t, st, utcMidnight); got.n != 28 {
+		t.Errorf("at UTC midnight: %d rows, want 24 + 4 (no daily)", got.n)
+	}
+	nyMidnight := utcMidnight.Add(5 * time.Hour)
+	if err := svc.HourClosed(ctx, machineID, nyMidnight.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	days, err := st.ForecastsAt(ctx, machineID, store.Resolution1Day, nyMidnight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(days) != 7 {
+		t.Fatalf("%d daily rows at New York midnight, want 7", len(days))
+	}
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range days {
+		want := time.Date(2026, 3, 6+i, 0, 0, 0, 0, ny)
+		if !d.TargetBucket.Equal(want) {
+			t.Errorf("day %d target %s, want %s", i+1, d.TargetBucket, want)
+		}
+		hours := 24.0
+		if i == 2 {
+			hours = 23 // 2026-03-08 02:00 EST jumps to 03:00 EDT
+		}
+		if math.Abs(d.PredictedKW-d.PredictedKWh/hours) > 1e-9 {
+			t.Errorf("day %d: kW %v is not kWh %v / %v h", i+1, d.PredictedKW, d.PredictedKWh, hours)
+		}
+	}
+}
