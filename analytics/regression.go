@@ -12,6 +12,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/mathext"
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // Stats are the sufficient statistics of a multiple linear regression of y on
@@ -534,4 +535,13 @@ func (m *Model) UnmarshalJSON(b []byte) error {
 	*m = Model{Columns: v.Columns, Intercept: v.Intercept, Coef: v.Coef, N: v.N, SSE: v.SSE, SST: v.SST,
 		Sigma: v.Sigma, MeanX: v.MeanX, MeanY: v.MeanY, cinv: ci}
 	return nil
+}
+
+// TQuantile is the p-quantile of Student's t with df degrees of freedom
+// (e.g. TQuantile(0.975, df) for a two-sided 95 % interval).
+func TQuantile(p float64, df int) float64 {
+	if df <= 0 {
+		return math.NaN()
+	}
+	return distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(df)}.Quantile(p)
 }

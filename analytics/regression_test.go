@@ -383,3 +383,12 @@ func TestNumberJSON(t *testing.T) {
 		t.Errorf("got %s, %v", b, err)
 	}
 }
+
+// TestTQuantile: qt(0.975, 48) = 2.010634757624232, found by bisection on
+// the exact even-df tail formula of testdata/regression_reference.py
+// (R prints qt(0.975, 48) as 2.010635).
+func TestTQuantile(t *testing.T) {
+	t.Parallel()
+	relClose(t, "qt(0.975, 48)", TQuantile(0.975, 48), 2.010634757624232, 1e-9)
+	relClose(t, "two-sided p at qt(0.975, 48)", TPValue(TQuantile(0.975, 48), 48), 0.05, 1e-9)
+}

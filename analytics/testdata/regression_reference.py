@@ -128,3 +128,12 @@ if __name__ == "__main__":
     assert sum(SPEED) == 770 and sum(DIST) == 2149 and len(SPEED) == 50
     show("cars: dist ~ speed", fit([([s], d) for s, d in zip(SPEED, DIST)]))
     show("two drivers: y ~ x1 + x2", fit(two_drivers()))
+    # qt(0.975, 48) by bisection on the exact tail: P(|T| >= t) = 0.05
+    lo, hi = Fr(2), Fr(3)
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if t_two_sided_p(mid * mid, 48) > Decimal("0.05"):
+            lo = mid
+        else:
+            hi = mid
+    print(f"qt(0.975, 48) {dec(lo):.16g}")
