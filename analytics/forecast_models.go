@@ -34,6 +34,13 @@ var (
 // not depend on φ, so this is exact). The seasonal states start from the
 // means of the first two longest seasons. Missing values (NaN) leave the
 // states unchanged and carry the AR term forward as φ ε.
+//
+// When the periods are the calendar's — p1 buckets per day and p2 per week
+// for sub-daily buckets, or p1 = 7 for daily ones — a bucket's seasonal
+// slot is its local time of day and of week in the series' Location, not
+// its index modulo the period, so plant schedules that follow local time
+// stay aligned across daylight-saving changes (the 25-hour day visits one
+// slot twice, the 23-hour day skips one).
 func HoltWinters(p1, p2 int) ForecastModel {
 	name := "holt_winters"
 	m := 2*max(p1, p2) + 2*p1
@@ -42,49 +49,92 @@ func HoltWinters(p1, p2 int) ForecastModel {
 		m = 3 * p1
 	}
 	return ForecastModel{Name: name, MinHistory: m, Fit: func(s ForecastSeries) (Forecaster, error) {
-		return fitHoltWinters(name, s.Values, p1, p2)
+		return fitHoltWinters(name, s, p1, p2)
 	}}
+}
+
+// hwPhaser maps a bucket index to its slots in the two seasons.
+type hwPhaser struct {
+	series   ForecastSeries // geometry
+	p1, p2   int
+	calendar bool
+	cache    [][2]int32 // slots of the fitted buckets
+}
+
+func newPhaser(s ForecastSeries, p1, p2 int) *hwPhaser {
+	per := s.StepsPerDay()
+	ph := &hwPhaser{series: ForecastSeries{Start: s.Start, Step: s.Step}, p1: p1, p2: p2}
+	if per > 1 {
+		ph.calendar = p1 == per && (p2 == 0 || p2 == 7*per) && (24*time.Hour)%s.Step == 0
+	} else {
+		ph.calendar = p1 == 7 && p2 == 0
+	}
+	if ph.calendar {
+		ph.cache = make([][2]int32, len(s.Values))
+		for i := range ph.cache {
+			a, b := ph.compute(i)
+			ph.cache[i] = [2]int32{int32(a), int32(b)}
+		}
+	}
+	return ph
+}
+
+func (ph *hwPhaser) compute(i int) (int, int) {
+	t := ph.series.At(i)
+	wd := int(t.Weekday())
+	if ph.series.StepsPerDay() == 1 {
+		return wd, 0
+	}
+	slot := (t.Hour()*60 + t.Minute()) / int(ph.series.Step/time.Minute)
+	return slot, wd*ph.p1 + slot
+}
+
+// slots returns bucket i's slot in the first and second season (0 for the
+// second when there is none).
+func (ph *hwPhaser) slots(i int) (int, int) {
+	if !ph.calendar {
+		if ph.p2 == 0 {
+			return i % ph.p1, 0
+		}
+		return i % ph.p1, i % ph.p2
+	}
+	if i < len(ph.cache) {
+		return int(ph.cache[i][0]), int(ph.cache[i][1])
+	}
+	return ph.compute(i)
 }
 
 type hwModel struct {
 	name                     string
-	p1, p2                   int
+	phase                    *hwPhaser
 	alpha, delta, omega, phi float64
 	level                    float64
-	d, w                     []float64 // indexed by t mod p1, t mod p2 (w is nil for one season)
+	d, w                     []float64 // by slot of the first and second season (w is nil for one season)
 	n                        int       // index of the next observation
 	eprev                    float64   // last one-step base error
 }
 
 func (m *hwModel) Name() string { return m.name }
 
-func (m *hwModel) season(i int) float64 {
-	v := m.d[i%m.p1]
-	if m.w != nil {
-		v += m.w[i%m.p2]
-	}
-	return v
-}
-
 // observe updates the states with y and returns the base error ε (NaN when
 // y is missing).
 func (m *hwModel) observe(y float64) float64 {
-	i := m.n
+	a, b := m.phase.slots(m.n)
 	m.n++
 	if math.IsNaN(y) {
 		m.eprev *= m.phi
 		return math.NaN()
 	}
-	d := m.d[i%m.p1]
+	d := m.d[a]
 	var w float64
 	if m.w != nil {
-		w = m.w[i%m.p2]
+		w = m.w[b]
 	}
 	e := y - (m.level + d + w)
 	m.level += m.alpha * e
-	m.d[i%m.p1] = d + m.delta*(y-m.level-w-d)
+	m.d[a] = d + m.delta*(y-m.level-w-d)
 	if m.w != nil {
-		m.w[i%m.p2] = w + m.omega*(y-m.level-d-w)
+		m.w[b] = w + m.omega*(y-m.level-d-w)
 	}
 	m.eprev = e
 	return e
@@ -96,64 +146,90 @@ func (m *hwModel) Forecast(dst []float64) {
 	ar := m.eprev
 	for h := range dst {
 		ar *= m.phi
-		dst[h] = m.level + m.season(m.n+h) + ar
+		a, b := m.phase.slots(m.n + h)
+		v := m.level + m.d[a] + ar
+		if m.w != nil {
+			v += m.w[b]
+		}
+		dst[h] = v
 	}
 }
 
-// hwInit returns the starting level and seasonal states from the first two
-// longest seasons.
-func hwInit(y []float64, p1, p2 int) (level float64, d, w []float64) {
-	long := max(p1, p2)
-	head := y[:2*long]
+// hwInit returns the starting level and seasonal states: the level is the
+// mean of the first two longest seasons, each first-season slot the mean of
+// its buckets there minus the level, each second-season slot the mean of
+// its buckets minus their first-season state and the level. Slots without
+// data start at 0.
+func hwInit(y []float64, ph *hwPhaser) (level float64, d, w []float64) {
+	head := y[:2*max(ph.p1, ph.p2)]
 	level, _ = fcMean(head)
-	d = make([]float64, p1)
-	for j := range p1 {
-		var sum float64
-		var n int
-		for i := j; i < len(head); i += p1 {
-			if !math.IsNaN(head[i]) {
-				sum += head[i]
-				n++
-			}
-		}
-		if n > 0 {
-			d[j] = sum/float64(n) - level
+	d = fcSlotMeans(head, ph.p1, func(i int) (int, float64) {
+		a, _ := ph.slots(i)
+		return a, 0
+	})
+	for j := range d {
+		if !math.IsNaN(d[j]) {
+			d[j] -= level
+		} else {
+			d[j] = 0
 		}
 	}
-	if p2 == 0 {
+	if ph.p2 == 0 {
 		return level, d, nil
 	}
-	w = make([]float64, p2)
-	for j := range p2 {
-		var sum float64
-		var n int
-		for i := j; i < len(head); i += p2 {
-			if !math.IsNaN(head[i]) {
-				sum += head[i] - d[i%p1]
-				n++
-			}
-		}
-		if n > 0 {
-			w[j] = sum/float64(n) - level
+	w = fcSlotMeans(head, ph.p2, func(i int) (int, float64) {
+		a, b := ph.slots(i)
+		return b, d[a]
+	})
+	for j := range w {
+		if !math.IsNaN(w[j]) {
+			w[j] -= level
+		} else {
+			w[j] = 0
 		}
 	}
 	return level, d, w
 }
 
-func fitHoltWinters(name string, y []float64, p1, p2 int) (Forecaster, error) {
+// fcSlotMeans is, per slot, the mean of y[i] − off over the finite y[i]
+// whose slot is it (slotOf returns the slot and the offset); NaN for a slot
+// without data.
+func fcSlotMeans(y []float64, slots int, slotOf func(i int) (int, float64)) []float64 {
+	sum, n := make([]float64, slots), make([]int, slots)
+	for i, v := range y {
+		if math.IsNaN(v) {
+			continue
+		}
+		j, off := slotOf(i)
+		sum[j] += v - off
+		n[j]++
+	}
+	for j := range sum {
+		if n[j] == 0 {
+			sum[j] = math.NaN()
+		} else {
+			sum[j] /= float64(n[j])
+		}
+	}
+	return sum
+}
+
+func fitHoltWinters(name string, s ForecastSeries, p1, p2 int) (Forecaster, error) {
 	if p1 < 1 || (p2 != 0 && p2 <= p1) {
 		panic(fmt.Sprintf("analytics: Holt-Winters periods %d, %d", p1, p2))
 	}
+	y := s.Values
 	long := max(p1, p2)
 	if need := 2*long + p1; len(y) < need {
 		return nil, fmt.Errorf("%w: Holt-Winters with season %d needs %d buckets, have %d", ErrShortHistory, long, need, len(y))
 	}
-	level, d0, w0 := hwInit(y, p1, p2)
+	ph := newPhaser(s, p1, p2)
+	level, d0, w0 := hwInit(y, ph)
 	omegas := fcOmegaGrid
 	if p2 == 0 {
 		omegas = []float64{0}
 	}
-	m := &hwModel{name: name, p1: p1, p2: p2, d: make([]float64, p1)}
+	m := &hwModel{name: name, phase: ph, d: make([]float64, p1)}
 	if p2 != 0 {
 		m.w = make([]float64, p2)
 	}

@@ -146,6 +146,43 @@ func TestHoltWintersReproducesExactSeasons(t *testing.T) {
 	}
 }
 
+// TestHoltWintersFollowsLocalTimeAcrossDST: a noise-free plant in Berlin
+// whose load follows local time (simShape of the local clock). The series
+// starts Monday 2026-03-02 00:00 local and runs to 2026-04-01, across the
+// change to summer time on Sunday 2026-03-29 (a 23-hour day). Because the
+// seasonal slots are local hours, every one-step error stays zero and the
+// forecast of the next 200 hours equals the local shape; slots by index
+// modulo 24 would be an hour off after the change.
+func TestHoltWintersFollowsLocalTimeAcrossDST(t *testing.T) {
+	t.Parallel()
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 3, 2, 0, 0, 0, 0, berlin)
+	end := time.Date(2026, 4, 1, 0, 0, 0, 0, berlin)
+	n := int(end.Sub(start) / time.Hour) // 30 days less the skipped hour: 719
+	if n != 30*24-1 {
+		t.Fatalf("%d hours, want 719", n)
+	}
+	s := ForecastSeries{Start: start, Step: time.Hour, Values: make([]float64, n)}
+	for i := range s.Values {
+		s.Values[i] = simShape(s.At(i).In(berlin))
+	}
+	f, err := HoltWinters(24, 168).Fit(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float64, 200)
+	f.Forecast(got)
+	for h, g := range got {
+		at := s.At(n + h).In(berlin)
+		if want := simShape(at); math.Abs(g-want) > 1e-9 {
+			t.Fatalf("horizon %d (%s): forecast %.12f, shape %.12f", h+1, at, g, want)
+		}
+	}
+}
+
 // TestSeasonalNaive: the forecast of bucket t+h is the value ⌈h/lag⌉
 // seasons before it.
 func TestSeasonalNaive(t *testing.T) {
