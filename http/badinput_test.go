@@ -64,6 +64,12 @@ func TestBadInput(t *testing.T) {
 		{"unknown machine", "GET", "/api/v1/kpi/energy-cost?machine_id=" + unknownID + w, "", "", 404, CodeNotFound, unknownID},
 		{"unknown machine daily", "GET", "/api/v1/kpi/daily?machine_id=" + unknownID + w, "", "", 404, CodeNotFound, unknownID},
 		{"unknown horizon", "GET", "/api/v1/test/horizon?horizon=3w", "", "", 400, CodeInvalid, "1h, 24h, 7d"},
+		// The same checks on the routes of the feature files.
+		{"unknown horizon (forecast)", "GET", "/api/v1/forecast/demand?machine_id=" + m1ID + "&horizon=3w", "", "", 400, CodeInvalid, "1h, 24h, 7d"},
+		{"malformed machine_id (forecast)", "GET", "/api/v1/forecast/peak?machine_id=m1", "", "", 400, CodeInvalid, "not a UUID"},
+		{"wrong content type (schedule)", "POST", "/api/v1/forecast/optimal-schedule", "text/csv", "a,b", 415, CodeUnsupportedMedia, "application/json"},
+		{"oversized body (train)", "POST", "/api/v1/baseline/train", "application/json", big, 413, CodeTooLarge, "larger than"},
+		{"malformed id (train request)", "GET", "/api/v1/baseline/train-requests/17x", "", "", 400, CodeInvalid, "not a UUID"},
 		{"unknown machine type", "GET", "/api/v1/machines?type=robot", "", "", 400, CodeInvalid, "compressor"},
 		{"bad boolean", "GET", "/api/v1/machines?active=maybe", "", "", 400, CodeInvalid, "true or false"},
 		{"negative limit", "GET", "/api/v1/machines?limit=-5", "", "", 400, CodeInvalid, "from 1 to 1000"},

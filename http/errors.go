@@ -46,6 +46,7 @@ type Error struct {
 	Err     error // the cause, logged, never sent
 }
 
+// Error returns the code, the message and the cause, for logs.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return e.Code + ": " + e.Message + ": " + e.Err.Error()
@@ -53,6 +54,7 @@ func (e *Error) Error() string {
 	return e.Code + ": " + e.Message
 }
 
+// Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf returns an *Error with code and a formatted message.

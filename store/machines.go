@@ -58,6 +58,7 @@ func scanMachine(row pgx.Row) (Machine, error) {
 		&m.Manufacturer, &m.Model, &m.SerialNumber, &m.InstallationDate,
 		&m.CreatedAt, &m.UpdatedAt, &meta)
 	m.Metadata = json.RawMessage(meta)
+	m.CreatedAt, m.UpdatedAt = m.CreatedAt.UTC(), m.UpdatedAt.UTC()
 	return m, err
 }
 
@@ -160,6 +161,8 @@ func (s *Store) CurrentStatus(ctx context.Context, machineID string) (*MachineSt
 	if err != nil {
 		return nil, fmt.Errorf("current status of %s: %w", machineID, unavailable(err))
 	}
+	st.LastUpdated = st.LastUpdated.UTC()
+	st.LastFaultAt = utcPtr(st.LastFaultAt)
 	return &st, nil
 }
 
@@ -192,6 +195,7 @@ func (s *Store) StatusHistory(ctx context.Context, machineID string, limit int) 
 	periods, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (StatusPeriod, error) {
 		var p StatusPeriod
 		err := r.Scan(&p.IsRunning, &p.Mode, &p.ValidFrom, &p.ValidTo)
+		p.ValidFrom, p.ValidTo = p.ValidFrom.UTC(), utcPtr(p.ValidTo)
 		return p, err
 	})
 	if err != nil {
@@ -201,4 +205,13 @@ func (s *Store) StatusHistory(ctx context.Context, machineID string, limit int) 
 		periods = []StatusPeriod{}
 	}
 	return periods, true, nil
+}
+
+// utcPtr returns *t in UTC, so every time the API sends is in one zone.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
