@@ -13,8 +13,8 @@
 // M ≤ O, then fed the buckets in [M, O). That makes a forecast a function of
 // the data alone — a warm cache, a cold start after a restart, and a
 // re-processed hour all write the same rows — while the per-hour work with a
-// warm cache is reading the new buckets, a few O(horizon) predictions and
-// two statements.
+// warm cache is two round trips (read the new buckets; upsert and score in
+// one batch) and a few O(horizon) predictions.
 package forecast
 
 import (
@@ -159,6 +159,9 @@ func (s *Service) HourClosed(ctx context.Context, machineID string, hour time.Ti
 		return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
 	}
 	defer m.mu.Unlock()
+	if err := s.warmUp(ctx, m, machineID, origin); err != nil {
+		return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
+	}
 	var rows []store.ForecastRow
 	for _, sp := range []spec{hourly, quarter} {
 		r, err := s.issue(ctx, m, machineID, sp, origin)
@@ -174,11 +177,51 @@ func (s *Service) HourClosed(ctx context.Context, machineID string, hour time.Ti
 		}
 		rows = append(rows, r...)
 	}
-	if err := s.cfg.Store.UpsertForecasts(ctx, rows); err != nil {
+	if err := s.cfg.Store.SaveForecasts(ctx, rows, machineID, m.tz, origin.Add(-s.cfg.ScoreLookback), origin); err != nil {
 		return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
 	}
-	if _, err := s.cfg.Store.ScoreForecasts(ctx, machineID, m.tz, origin.Add(-s.cfg.ScoreLookback), origin, true); err != nil {
-		return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
+	return nil
+}
+
+// usable returns the cached model of sp when it can forecast from origin:
+// fitted at origin's anchor and not yet past origin.
+func (m *machineState) usable(sp spec, origin time.Time) *cachedModel {
+	c := m.models[sp.resolution]
+	if c == nil || !c.anchor.Equal(origin.Truncate(24*time.Hour)) || (c.choice != nil && c.choice.Next().After(origin)) {
+		return nil
+	}
+	return c
+}
+
+// warmUp feeds the cached hourly and 15-minute models the buckets they have
+// not seen before origin, read in one round trip.
+func (s *Service) warmUp(ctx context.Context, m *machineState, machineID string, origin time.Time) error {
+	h, q := m.usable(hourly, origin), m.usable(quarter, origin)
+	from := func(c *cachedModel) time.Time {
+		if c == nil || c.choice == nil {
+			return origin
+		}
+		return c.choice.Next()
+	}
+	hFrom, qFrom := from(h), from(q)
+	if !hFrom.Before(origin) && !qFrom.Before(origin) {
+		return nil
+	}
+	hours, quarters, err := s.cfg.Store.RecentBucketEnergies(ctx, machineID, hFrom, qFrom, origin)
+	if err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		model   *cachedModel
+		from    time.Time
+		step    time.Duration
+		buckets []store.BucketEnergy
+	}{{h, hFrom, hourly.step, hours}, {q, qFrom, quarter.step, quarters}} {
+		if c.from.Before(origin) {
+			for _, v := range dense(c.buckets, c.from, c.step, int(origin.Sub(c.from)/c.step)) {
+				c.model.choice.Observe(v)
+			}
+		}
 	}
 	return nil
 }
@@ -198,14 +241,14 @@ func (s *Service) HourRevised(ctx context.Context, machineID string, hour time.T
 	return nil
 }
 
-// issue forecasts sp.plan's horizon from origin, with the cached model when
-// it was fitted at the same anchor and has not yet passed origin.
+// issue forecasts sp.plan's horizon from origin: with the cached model when
+// warmUp brought it to origin, else with a model fitted at origin's anchor
+// and fed the buckets since.
 func (s *Service) issue(ctx context.Context, m *machineState, machineID string, sp spec, origin time.Time) ([]store.ForecastRow, error) {
-	anchor := origin.Truncate(24 * time.Hour)
-	c := m.models[sp.resolution]
-	if c == nil || !c.anchor.Equal(anchor) || (c.choice != nil && c.choice.Next().After(origin)) {
+	c := m.usable(sp, origin)
+	if c == nil {
 		var err error
-		if c, err = s.fit(ctx, m, machineID, sp, anchor); err != nil {
+		if c, err = s.fit(ctx, m, machineID, sp, origin.Truncate(24*time.Hour)); err != nil {
 			return nil, err
 		}
 		m.models[sp.resolution] = c

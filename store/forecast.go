@@ -96,13 +96,19 @@ type ForecastRow struct {
 	CreatedAt    time.Time
 }
 
-// UpsertForecasts writes rows in one statement. A row whose key (machine,
-// origin, target bucket, resolution) exists is overwritten with the new
-// values and issued_at = now(); created_at and actual_kwh are kept.
-func (s *Store) UpsertForecasts(ctx context.Context, rows []ForecastRow) error {
-	if len(rows) == 0 {
-		return nil
-	}
+const upsertForecastsSQL = `
+		INSERT INTO energy_forecasts AS f (machine_id, origin, target_bucket, resolution, horizon,
+			predicted_kwh, predicted_kw, lower_80, upper_80, lower_95, upper_95, model)
+		SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int[],
+			$6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::text[])
+		ON CONFLICT (machine_id, origin, target_bucket, resolution) DO UPDATE SET
+			horizon = excluded.horizon, predicted_kwh = excluded.predicted_kwh,
+			predicted_kw = excluded.predicted_kw, lower_80 = excluded.lower_80,
+			upper_80 = excluded.upper_80, lower_95 = excluded.lower_95, upper_95 = excluded.upper_95,
+			model = excluded.model, issued_at = now()`
+
+// forecastArgs are the array arguments of upsertForecastsSQL.
+func forecastArgs(rows []ForecastRow) []any {
 	n := len(rows)
 	machine, res, model := make([]string, n), make([]string, n), make([]string, n)
 	origin, target := make([]time.Time, n), make([]time.Time, n)
@@ -114,39 +120,24 @@ func (s *Store) UpsertForecasts(ctx context.Context, rows []ForecastRow) error {
 		origin[i], target[i], horizon[i] = r.Origin, r.TargetBucket, int32(r.Horizon)
 		kwh[i], kw[i], l80[i], u80[i], l95[i], u95[i] = r.PredictedKWh, r.PredictedKW, r.Lower80, r.Upper80, r.Lower95, r.Upper95
 	}
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO energy_forecasts AS f (machine_id, origin, target_bucket, resolution, horizon,
-			predicted_kwh, predicted_kw, lower_80, upper_80, lower_95, upper_95, model)
-		SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int[],
-			$6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::text[])
-		ON CONFLICT (machine_id, origin, target_bucket, resolution) DO UPDATE SET
-			horizon = excluded.horizon, predicted_kwh = excluded.predicted_kwh,
-			predicted_kw = excluded.predicted_kw, lower_80 = excluded.lower_80,
-			upper_80 = excluded.upper_80, lower_95 = excluded.lower_95, upper_95 = excluded.upper_95,
-			model = excluded.model, issued_at = now()`,
-		machine, origin, target, res, horizon, kwh, kw, l80, u80, l95, u95, model)
+	return []any{machine, origin, target, res, horizon, kwh, kw, l80, u80, l95, u95, model}
+}
+
+// UpsertForecasts writes rows in one statement. A row whose key (machine,
+// origin, target bucket, resolution) exists is overwritten with the new
+// values and issued_at = now(); created_at and actual_kwh are kept.
+func (s *Store) UpsertForecasts(ctx context.Context, rows []ForecastRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, upsertForecastsSQL, forecastArgs(rows)...)
 	if err != nil {
-		return fmt.Errorf("upsert %d forecasts: %w", n, unavailable(err))
+		return fmt.Errorf("upsert %d forecasts: %w", len(rows), unavailable(err))
 	}
 	return nil
 }
 
-// ScoreForecasts records the actual energy of the machine's forecast
-// targets that start at or after since and have closed by upTo (the target
-// bucket ends at or before upTo; a zero upTo means the machine's latest
-// forecast origin, the end of its last closed hour): from
-// energy_readings_15min and energy_readings_1hour, and for daily targets the
-// sum of the hours of the local day in time zone tz. With onlyUnscored it
-// looks only at targets not scored yet (the per-hour path); otherwise it
-// also rewrites actuals that late data changed. A row is written only when
-// its actual changes, so running it again changes nothing; a target without
-// rollup rows stays unscored. It returns how many rows it wrote.
-func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since, upTo time.Time, onlyUnscored bool) (int64, error) {
-	var upToArg *time.Time
-	if !upTo.IsZero() {
-		upToArg = &upTo
-	}
-	tag, err := s.pool.Exec(ctx, `
+const scoreForecastsSQL = `
 		WITH actual AS (
 			SELECT f.origin, f.target_bucket, f.resolution, a.kwh
 			FROM energy_forecasts f
@@ -175,8 +166,24 @@ func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since,
 		UPDATE energy_forecasts f SET actual_kwh = actual.kwh
 		FROM actual
 		WHERE f.machine_id = $1 AND f.origin = actual.origin AND f.target_bucket = actual.target_bucket
-		  AND f.resolution = actual.resolution AND f.actual_kwh IS DISTINCT FROM actual.kwh`,
-		machineID, tz, since, upToArg, onlyUnscored)
+		  AND f.resolution = actual.resolution AND f.actual_kwh IS DISTINCT FROM actual.kwh`
+
+// ScoreForecasts records the actual energy of the machine's forecast
+// targets that start at or after since and have closed by upTo (the target
+// bucket ends at or before upTo; a zero upTo means the machine's latest
+// forecast origin, the end of its last closed hour): from
+// energy_readings_15min and energy_readings_1hour, and for daily targets the
+// sum of the hours of the local day in time zone tz. With onlyUnscored it
+// looks only at targets not scored yet (the per-hour path); otherwise it
+// also rewrites actuals that late data changed. A row is written only when
+// its actual changes, so running it again changes nothing; a target without
+// rollup rows stays unscored. It returns how many rows it wrote.
+func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since, upTo time.Time, onlyUnscored bool) (int64, error) {
+	var upToArg *time.Time
+	if !upTo.IsZero() {
+		upToArg = &upTo
+	}
+	tag, err := s.pool.Exec(ctx, scoreForecastsSQL, machineID, tz, since, upToArg, onlyUnscored)
 	if err != nil {
 		return 0, fmt.Errorf("score forecasts of %s: %w", machineID, unavailable(err))
 	}
@@ -402,4 +409,53 @@ func (s *Store) LatestScoredTarget(ctx context.Context, machineID string) (t tim
 		return t, false, nil
 	}
 	return *v, true, nil
+}
+
+// RecentBucketEnergies returns, in one round trip, the machine's hourly
+// energies in [hourFrom, to) and its 15-minute energies in [quarterFrom,
+// to), oldest first (the per-hour path of the forecaster).
+func (s *Store) RecentBucketEnergies(ctx context.Context, machineID string, hourFrom, quarterFrom, to time.Time) (hours, quarters []BucketEnergy, err error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT true, bucket, total_energy_kwh FROM energy_readings_1hour
+		WHERE machine_id = $1 AND bucket >= $2 AND bucket < $4
+		UNION ALL
+		SELECT false, bucket, total_energy_kwh FROM energy_readings_15min
+		WHERE machine_id = $1 AND bucket >= $3 AND bucket < $4
+		ORDER BY 1, 2`, machineID, hourFrom, quarterFrom, to)
+	if err != nil {
+		return nil, nil, fmt.Errorf("recent energies of %s: %w", machineID, unavailable(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var hourly bool
+		var b BucketEnergy
+		if err := rows.Scan(&hourly, &b.Bucket, &b.KWh); err != nil {
+			return nil, nil, fmt.Errorf("recent energies of %s: %w", machineID, err)
+		}
+		if hourly {
+			hours = append(hours, b)
+		} else {
+			quarters = append(quarters, b)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("recent energies of %s: %w", machineID, unavailable(err))
+	}
+	return hours, quarters, nil
+}
+
+// SaveForecasts upserts rows and then scores the machine's unscored targets
+// that start at or after since and have closed by upTo (UpsertForecasts
+// followed by ScoreForecasts(…, onlyUnscored = true)), in one round trip and
+// one transaction.
+func (s *Store) SaveForecasts(ctx context.Context, rows []ForecastRow, machineID, tz string, since, upTo time.Time) error {
+	b := &pgx.Batch{}
+	if len(rows) > 0 {
+		b.Queue(upsertForecastsSQL, forecastArgs(rows)...)
+	}
+	b.Queue(scoreForecastsSQL, machineID, tz, since, &upTo, true)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("save %d forecasts of %s: %w", len(rows), machineID, unavailable(err))
+	}
+	return nil
 }
