@@ -355,3 +355,21 @@ func TestQuarterHourAndDailyPlans(t *testing.T) {
 		t.Errorf("daily plan: mean 80 %% coverage %.3f, want 0.70–0.90", meanCov)
 	}
 }
+
+// BenchmarkWarmHour is the numeric part of one closed hour with a warm
+// model: the hourly model observes one bucket and predicts 24 with
+// intervals (the database round trips are measured by the forecast
+// package's BenchmarkHourClosedWarm).
+func BenchmarkWarmHour(b *testing.B) {
+	s := simLoad(1, 90)
+	c, err := SelectForecastModel(s.Head(80*24), HourlyForecastPlan())
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := 80 * 24
+	for b.Loop() {
+		c.Observe(s.Values[i%len(s.Values)])
+		_ = c.Predict()
+		i++
+	}
+}
