@@ -679,7 +679,11 @@ $body$);
 
 -- rollup_rebuild recomputes every rollup from the raw tables: used once below
 -- for the data an adopted database already holds, and by an operator after
--- raw data was written with the triggers disabled.
+-- raw data was written with the triggers disabled (or by a replication
+-- apply, which does not fire them), or after changing a machine's
+-- data_interval_seconds: the triggers integrate energy and mode seconds with
+-- the interval in force when a reading is written or removed, so a changed
+-- interval is applied to history only by a rebuild.
 CREATE FUNCTION rollup_rebuild() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
