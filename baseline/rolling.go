@@ -496,6 +496,9 @@ type Score struct {
 	Z        float64 // Residual / SE
 	N        int     // hours in the model
 	Drivers  []string
+	// Version identifies the model state: its source baseline (or
+	// "default") and how many refreshes it has had.
+	Version string
 }
 
 // Score predicts the machine's energy in hour from its rolling model. An
@@ -524,6 +527,11 @@ func (s *Service) Score(ctx context.Context, machineID string, hour time.Time) (
 		return sc, err
 	}
 	sc.Drivers, sc.N = r.design.Drivers, r.stats.N()
+	source := "default"
+	if r.state.SourceBaseline != nil {
+		source = *r.state.SourceBaseline
+	}
+	sc.Version = fmt.Sprintf("rolling:%s:%d", source, r.state.RefreshedCount)
 	row, ex := classify(hs[0])
 	sc.Exclusion = ex
 	x, ok := r.design.Row(row)

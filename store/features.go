@@ -43,7 +43,33 @@ type FeatureHour struct {
 	AbnormalSeconds float64
 }
 
+// featureHoursSQL reads the window's hours in one pass: the status history
+// intervals overlapping the window are read once and split over the hours
+// (rather than calling machine_running_seconds per hour, which costs a
+// subquery per row). The running seconds follow machine_running_seconds
+// exactly: running means is_running and a mode other than maintenance,
+// fault or offline, and time the history does not cover counts as running
+// (TestFeatureHoursMatchStatusFunctions checks the two agree).
 const featureHoursSQL = `
+WITH e AS (
+    SELECT bucket, total_energy_kwh
+      FROM energy_readings_1hour
+     WHERE machine_id = $1 AND bucket >= $2 AND bucket < $3 AND reading_count > 0
+), h AS (
+    SELECT valid_from, coalesce(valid_to, 'infinity') AS valid_to,
+           NOT (is_running AND mode NOT IN ('maintenance', 'fault', 'offline')) AS stopped,
+           mode IN ('maintenance', 'fault', 'offline') AS abnormal
+      FROM machine_status_history
+     WHERE machine_id = $1 AND valid_from < $3 + interval '1 hour' AND (valid_to IS NULL OR valid_to > $2)
+), s AS (
+    SELECT e.bucket,
+           coalesce(sum(extract(epoch FROM least(h.valid_to, e.bucket + interval '1 hour') - greatest(h.valid_from, e.bucket)))
+                    FILTER (WHERE h.stopped), 0)::double precision AS stopped_seconds,
+           coalesce(sum(extract(epoch FROM least(h.valid_to, e.bucket + interval '1 hour') - greatest(h.valid_from, e.bucket)))
+                    FILTER (WHERE h.abnormal), 0)::double precision AS abnormal_seconds
+      FROM e JOIN h ON h.valid_from < e.bucket + interval '1 hour' AND h.valid_to > e.bucket
+     GROUP BY e.bucket
+)
 SELECT e.bucket,
        e.total_energy_kwh,
        p.total_production_count::double precision,
@@ -53,19 +79,12 @@ SELECT e.bucket,
        p.running_seconds / nullif(p.running_seconds + p.idle_seconds + p.maintenance_seconds
                                   + p.fault_seconds + p.offline_seconds, 0),
        coalesce(p.dominant_mode::text, ''),
-       machine_running_seconds(e.machine_id, e.bucket),
-       coalesce((
-           SELECT sum(extract(epoch FROM least(coalesce(h.valid_to, 'infinity'), e.bucket + interval '1 hour')
-                                         - greatest(h.valid_from, e.bucket)))
-             FROM machine_status_history h
-            WHERE h.machine_id = e.machine_id
-              AND h.valid_from < e.bucket + interval '1 hour'
-              AND (h.valid_to IS NULL OR h.valid_to > e.bucket)
-              AND h.mode IN ('maintenance', 'fault', 'offline')), 0)::double precision
-  FROM energy_readings_1hour e
-  LEFT JOIN production_data_1hour p ON p.machine_id = e.machine_id AND p.bucket = e.bucket
-  LEFT JOIN environmental_data_1hour env ON env.machine_id = e.machine_id AND env.bucket = e.bucket
- WHERE e.machine_id = $1 AND e.bucket >= $2 AND e.bucket < $3 AND e.reading_count > 0
+       3600 - coalesce(s.stopped_seconds, 0),
+       coalesce(s.abnormal_seconds, 0)
+  FROM e
+  LEFT JOIN s ON s.bucket = e.bucket
+  LEFT JOIN production_data_1hour p ON p.machine_id = $1 AND p.bucket = e.bucket
+  LEFT JOIN environmental_data_1hour env ON env.machine_id = $1 AND env.bucket = e.bucket
  ORDER BY e.bucket`
 
 // FeatureHours returns the machine's hours in [start, end) that have energy
