@@ -187,6 +187,22 @@ func TestKPIDaily(t *testing.T) {
 		t.Error("snapshot of an unknown machine succeeded")
 	}
 
+	// Late data in a closed day: the revision refreshes its snapshot. The
+	// hour 2026-01-05T10:00Z gains 5 kWh, so the day totals 245 kWh.
+	if _, err := f.pool.Exec(ctx, `UPDATE energy_readings_1hour SET total_energy_kwh = 15
+		WHERE machine_id = $1 AND bucket = '2026-01-05T10:00:00Z'`, m3ID); err != nil {
+		t.Fatal(err)
+	}
+	revised, refreshed, err := st.RefreshKPIDayOfHour(ctx, m3ID, time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC))
+	if err != nil || !refreshed {
+		t.Fatalf("revision of a closed day: refreshed=%v err=%v", refreshed, err)
+	}
+	near(t, "revised daily energy", revised.TotalEnergyKWh, 245)
+	// A day without a snapshot (still open) is not written by a revision.
+	if _, refreshed, err := st.RefreshKPIDayOfHour(ctx, m3ID, time.Date(2026, 1, 7, 10, 0, 0, 0, time.UTC)); err != nil || refreshed {
+		t.Errorf("revision of an open day wrote a snapshot (refreshed=%v err=%v)", refreshed, err)
+	}
+
 	status, b := f.get(t, "/api/v1/kpi/daily?machine_id="+m3ID+"&start=2026-01-01&end=2026-04-01")
 	if status != 200 {
 		t.Fatalf("status %d: %v", status, b)
@@ -197,7 +213,7 @@ func TestKPIDaily(t *testing.T) {
 	if str(t, first, "day") != "2026-01-05" || str(t, first, "period_start") != "2026-01-04T23:00:00Z" {
 		t.Errorf("first day %v", first)
 	}
-	near(t, "days[0].total_energy_kwh", num(t, first, "total_energy_kwh"), 240)
+	near(t, "days[0].total_energy_kwh", num(t, first, "total_energy_kwh"), 245) // after the revision
 	near(t, "days[1].total_energy_kwh", num(t, days[1].(map[string]any), "total_energy_kwh"), 0)
 	if v := first["sec_kwh_per_unit"]; v != nil {
 		t.Errorf("sec without production = %v, want null", v)

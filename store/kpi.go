@@ -278,6 +278,27 @@ func (s *Store) SnapshotKPIDayIfClosed(ctx context.Context, machineID string, bu
 	return day, err == nil, err
 }
 
+// RefreshKPIDayOfHour is what the worker calls for an hour_revised event:
+// when the factory-local day holding the hour starting at bucket already
+// has a snapshot (its day closed), the snapshot is recomputed and returned
+// with refreshed = true; a day still open is left alone (it is written when
+// it closes).
+func (s *Store) RefreshKPIDayOfHour(ctx context.Context, machineID string, bucket time.Time) (day KPIDay, refreshed bool, err error) {
+	var date *time.Time
+	err = s.pool.QueryRow(ctx, `
+		SELECT d.day FROM machines m JOIN factories f ON f.id = m.factory_id
+		JOIN kpi_daily_snapshots d ON d.machine_id = m.id AND d.day = ($2::timestamptz AT TIME ZONE f.timezone)::date
+		WHERE m.id = $1`, machineID, bucket).Scan(&date)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return KPIDay{}, false, nil
+	}
+	if err != nil {
+		return KPIDay{}, false, fmt.Errorf("day of revised hour %s of %s: %w", bucket.Format(time.RFC3339), machineID, unavailable(err))
+	}
+	day, err = s.SnapshotKPIDay(ctx, machineID, *date)
+	return day, err == nil, err
+}
+
 // KPIDays returns a machine's daily snapshots with from <= day < to (dates),
 // oldest first, at most limit of them.
 func (s *Store) KPIDays(ctx context.Context, machineID string, from, to time.Time, limit int) ([]KPIDay, error) {
