@@ -39,16 +39,14 @@ func RobustStats(values []float64) (r Robust, ok bool) {
 	if len(xs) < MinRobustSamples {
 		return Robust{N: len(xs)}, false
 	}
-	slices.Sort(xs)
-	med := sortedMedian(xs)
+	med := median(xs)
 	dev := make([]float64, len(xs))
 	var sumAbs float64
 	for i, v := range xs {
 		dev[i] = math.Abs(v - med)
 		sumAbs += dev[i]
 	}
-	slices.Sort(dev)
-	scale := MADScale * sortedMedian(dev)
+	scale := MADScale * median(dev)
 	if scale == 0 {
 		scale = MeanAbsScale * sumAbs / float64(len(xs))
 	}
@@ -59,12 +57,61 @@ func RobustStats(values []float64) (r Robust, ok bool) {
 // Z returns (x − Median) / Scale.
 func (r Robust) Z(x float64) float64 { return (x - r.Median) / r.Scale }
 
-func sortedMedian(xs []float64) float64 {
+// median returns the median of xs (reordering xs) in expected linear time
+// by selection, not sorting: the mean of the two middle order statistics
+// when len(xs) is even.
+func median(xs []float64) float64 {
 	n := len(xs)
+	hi := selectKth(xs, n/2)
 	if n%2 == 1 {
-		return xs[n/2]
+		return hi
 	}
-	return (xs[n/2-1] + xs[n/2]) / 2
+	// After selection every element left of n/2 is ≤ hi: the largest of
+	// them is the other middle value.
+	return (slices.Max(xs[:n/2]) + hi) / 2
+}
+
+// selectKth reorders xs so that xs[k] is the k-th smallest (0-based), every
+// element before it ≤ it and every one after ≥ it (Hoare's quickselect with
+// a median-of-three pivot), and returns xs[k].
+func selectKth(xs []float64, k int) float64 {
+	lo, hi := 0, len(xs)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if xs[mid] < xs[lo] {
+			xs[mid], xs[lo] = xs[lo], xs[mid]
+		}
+		if xs[hi] < xs[lo] {
+			xs[hi], xs[lo] = xs[lo], xs[hi]
+		}
+		if xs[hi] < xs[mid] {
+			xs[hi], xs[mid] = xs[mid], xs[hi]
+		}
+		pivot := xs[mid]
+		i, j := lo, hi
+		for i <= j {
+			for xs[i] < pivot {
+				i++
+			}
+			for xs[j] > pivot {
+				j--
+			}
+			if i <= j {
+				xs[i], xs[j] = xs[j], xs[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return xs[k]
+		}
+	}
+	return xs[k]
 }
 
 // Tail says which side of a signal is anomalous.

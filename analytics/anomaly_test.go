@@ -3,6 +3,7 @@ package analytics
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -276,5 +277,29 @@ func TestConfidenceAndEquivalentZ(t *testing.T) {
 	}
 	if z := EquivalentZ(0.05); math.Abs(z-1.959963985) > 1e-8 {
 		t.Errorf("EquivalentZ(0.05) = %v", z)
+	}
+}
+
+// TestMedianBySelection compares the selection median with sorting on
+// random samples of every length from 1 to 60, with ties.
+func TestMedianBySelection(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(8, 8))
+	for n := 1; n <= 60; n++ {
+		for range 20 {
+			xs := make([]float64, n)
+			for i := range xs {
+				xs[i] = float64(rng.IntN(10))
+			}
+			sorted := slices.Clone(xs)
+			slices.Sort(sorted)
+			want := sorted[n/2]
+			if n%2 == 0 {
+				want = (sorted[n/2-1] + sorted[n/2]) / 2
+			}
+			if got := median(xs); got != want {
+				t.Fatalf("median of %v = %v, want %v", sorted, got, want)
+			}
+		}
 	}
 }

@@ -1,5 +1,6 @@
 -- Reverts 000010: the scoring records, and the episode columns, constraint
 -- and indexes added to the adopted anomalies table (its rows stay).
+DROP TABLE anomaly_machine_state;
 DROP TABLE anomaly_hours;
 DROP INDEX anomalies_unresolved_idx;
 DROP INDEX anomalies_detected_idx;

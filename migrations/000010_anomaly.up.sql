@@ -55,3 +55,13 @@ CREATE TABLE anomaly_hours (
 -- The rolling statistics read a machine's latest learning hours.
 CREATE INDEX anomaly_hours_learning_idx ON anomaly_hours (machine_id, bucket DESC)
     WHERE status IN ('normal', 'unscored');
+
+-- anomaly_machine_state: per machine, a generation bumped by every scoring
+-- transaction, so a worker can tell whether the scoring records it cached
+-- (the learning window) are still the ones in the table.
+CREATE TABLE anomaly_machine_state (
+    machine_id uuid PRIMARY KEY REFERENCES machines (id) ON DELETE CASCADE,
+    generation bigint NOT NULL DEFAULT 0,
+    last_hour  timestamptz,              -- latest hour scored
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
