@@ -119,6 +119,9 @@ var (
 	quarter = spec{store.Resolution15Min, 15 * time.Minute, analytics.QuarterHourForecastPlan}
 )
 
+// state returns the machine's state LOCKED (the caller unlocks it), loading
+// its factory's time zone on first use; an unknown zone falls back to UTC
+// with a warning.
 func (s *Service) state(ctx context.Context, machineID string) (*machineState, error) {
 	s.mu.Lock()
 	m, ok := s.machines[machineID]
