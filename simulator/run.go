@@ -195,7 +195,8 @@ func ceilTo(t time.Time, step time.Duration) time.Time {
 // LiveOptions says how to run live.
 type LiveOptions struct {
 	// From is the simulated time to start at, per machine (a machine
-	// missing from the map starts at Start); steps are aligned to it.
+	// missing from the map starts at Start), moved past the machine's
+	// latest stored reading; aligned up to the step.
 	From map[UUID]time.Time
 	// Start is the simulated time the clock starts at; zero means Now().
 	Start time.Time
@@ -237,6 +238,12 @@ func Live(ctx context.Context, pool *pgxpool.Pool, g *Generator, machines []Mach
 	if simStart.IsZero() {
 		simStart = wallStart
 	}
+	// Never write over readings a previous run left (they may reach past
+	// where a backfill stopped): start after each machine's latest one.
+	latest, err := LastReadings(ctx, pool, machines, time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		return err
+	}
 	streams := make([]*Stream, 0, len(machines))
 	for _, m := range machines {
 		st := opt.Step
@@ -246,6 +253,9 @@ func Live(ctx context.Context, pool *pgxpool.Pool, g *Generator, machines []Mach
 		from, ok := opt.From[m.ID]
 		if !ok {
 			from = simStart
+		}
+		if t, ok := latest[m.ID]; ok && !t.Before(from) {
+			from = t.Add(time.Second)
 		}
 		s, err := g.Stream(m, ceilTo(from, st), st)
 		if err != nil {

@@ -246,20 +246,14 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (int64, error) {
 		}
 	}
 	var total int64
-	for _, c := range []struct {
-		table   string
-		columns []string
-		values  func(r *Reading, dst []any)
-	}{
-		{"energy_readings", energyColumns, energyValues},
-		{"production_data", productionColumns, productionValues},
-		{"environmental_data", environmentColumns, environmentValues},
-	} {
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.columns, &readingSource{rows: b.Readings, values: c.values, dst: make([]any, len(c.columns))})
-		if err != nil {
-			return 0, fmt.Errorf("copy %s: %w", c.table, describeCopyError(err))
+	for _, rows := range byHour(b.Readings) {
+		for _, c := range copyTables {
+			n, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.columns, &readingSource{rows: rows, values: c.values, dst: make([]any, len(c.columns))})
+			if err != nil {
+				return 0, fmt.Errorf("copy %s: %w", c.table, describeCopyError(err))
+			}
+			total += n
 		}
-		total += n
 	}
 	q = pgx.Batch{}
 	seen := map[string]bool{}
@@ -307,6 +301,42 @@ func queueStatus(q *pgx.Batch, t Transition) {
 		       last_fault_at = coalesce(EXCLUDED.last_fault_at, machine_status.last_fault_at)
 		 WHERE machine_status.last_updated <= EXCLUDED.last_updated`,
 		pgUUID(t.MachineID), t.Running(), string(t.Mode), t.PowerKW, t.At)
+}
+
+// copyTables are the three raw tables a reading fills.
+var copyTables = []struct {
+	table   string
+	columns []string
+	values  func(r *Reading, dst []any)
+}{
+	{"energy_readings", energyColumns, energyValues},
+	{"production_data", productionColumns, productionValues},
+	{"environmental_data", environmentColumns, environmentValues},
+}
+
+// byHour splits readings into runs of one clock hour each, in hour order
+// (each run keeps the batch's order). The rollup triggers close a machine's
+// earlier hours when a statement brings data for a later one, and report a
+// change to a closed hour as a revision; writing all three tables hour by
+// hour means an hour closes only once all its rows are in, so a backfill
+// produces hour_closed events and no spurious hour_revised ones.
+func byHour(readings []Reading) [][]Reading {
+	if len(readings) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(readings)
+	slices.SortStableFunc(sorted, func(a, b Reading) int {
+		return a.Time.Truncate(time.Hour).Compare(b.Time.Truncate(time.Hour))
+	})
+	var out [][]Reading
+	start := 0
+	for i := 1; i <= len(sorted); i++ {
+		if i == len(sorted) || !sorted[i].Time.Truncate(time.Hour).Equal(sorted[start].Time.Truncate(time.Hour)) {
+			out = append(out, sorted[start:i])
+			start = i
+		}
+	}
+	return out
 }
 
 // describeCopyError turns a duplicate-reading violation into advice.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	nethttp "net/http"
 	neturl "net/url"
 	"sync"
 	"time"
@@ -68,28 +69,43 @@ func devCmd(ctx context.Context, cfg Config, logger *slog.Logger, args []string,
 		starts = res.End
 	}
 
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.APIPort))
+	if err != nil {
+		return fmt.Errorf("listen on API_PORT %d: %w", cfg.APIPort, err)
+	}
+	defer ln.Close() // serve closes it too; this covers serve failing before it serves
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	ready := make(chan string, 1)
+	errc := make(chan error, 3)
+	caughtUp := make(chan struct{})
 	serveCfg := cfg
 	serveCfg.MigrateOnStart = false
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		errc <- serve(ctx, serveCfg, logger, serveOptions{DatabaseURL: url, Ready: func(addr string) { ready <- addr }})
+		errc <- serve(ctx, serveCfg, logger, serveOptions{DatabaseURL: url, Listener: ln, Ready: func(string) { close(caughtUp) }})
 	}()
 	go func() {
 		defer wg.Done()
 		errc <- simulator.Live(ctx, pool, gen, machines, simulator.LiveOptions{From: starts, Speed: *speed})
 	}()
+	go func() {
+		defer wg.Done()
+		addr := ln.Addr().String()
+		if err := waitHealthy(ctx, addr); err != nil {
+			return // stopping
+		}
+		printTryURLs(stdout, addr, url, machines, time.Since(started), *speed)
+		select {
+		case <-caughtUp:
+			fmt.Fprintf(stdout, "dev: the worker has processed the history (%.0fs after start)\n", time.Since(started).Seconds())
+		case <-ctx.Done():
+		}
+	}()
 
 	var result error
 	select {
-	case addr := <-ready:
-		printTryURLs(stdout, addr, url, machines, time.Since(started), *speed)
-		result = <-errc
 	case result = <-errc:
 	case <-ctx.Done():
 	}
@@ -104,6 +120,35 @@ func devCmd(ctx context.Context, cfg Config, logger *slog.Logger, args []string,
 		return nil
 	}
 	return result
+}
+
+// waitHealthy polls the API's /health until it answers 200 (every 100 ms;
+// the service is starting in this process, so there is nothing to notify).
+func waitHealthy(ctx context.Context, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	client := &nethttp.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := nethttp.NewRequestWithContext(ctx, "GET", "http://127.0.0.1:"+port+"/health", nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == nethttp.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 // printTryURLs tells a new user what to open once the service answers.
