@@ -234,15 +234,20 @@ func TestResendingIdenticalOpenHourEmitsNothing(t *testing.T) {
 // TestSweeperClosesStaleHourOnce: analytics_close_stale_hours closes an
 // open hour with no newer data once its end is more than the grace ago, and
 // only once; a later reading for that hour revises it, and the next hour's
-// data does not close it again. An hour that is still running is left open.
+// data does not close it again. An hour that is still running is left open;
+// an open hour whose readings were all deleted closes without an event.
 func TestSweeperClosesStaleHourOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := testdb.New(t)
-	ms := plant(t, pool, 60, 60)
-	old, live := ms[0], ms[1]
+	ms := plant(t, pool, 60, 60, 60)
+	old, live, emptied := ms[0], ms[1], ms[2]
 	energyAt(t, pool, old, 10, span(hour(10), hour(11), time.Minute)...)
 	energyAt(t, pool, live, 10, time.Now().Truncate(time.Hour)) // this hour: ends in the future
+	energyAt(t, pool, emptied, 10, hour(10))                    // its only reading is deleted again
+	if _, err := pool.Exec(ctx, `DELETE FROM energy_readings WHERE machine_id = $1`, emptied); err != nil {
+		t.Fatal(err)
+	}
 
 	sweep := func() int {
 		t.Helper()
@@ -260,6 +265,7 @@ func TestSweeperClosesStaleHourOnce(t *testing.T) {
 	}
 	expectEvents(t, pool, old, "hour_closed 10")
 	expectEvents(t, pool, live)
+	expectEvents(t, pool, emptied) // an hour without readings closes silently
 
 	energyAt(t, pool, old, 12, hour(10).Add(30*time.Second)) // late, into the swept hour
 	energyAt(t, pool, old, 12, hour(11))                     // the next hour opens
