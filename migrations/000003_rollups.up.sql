@@ -246,12 +246,13 @@ $$;
 --  * A change to an hour that is already closed emits hour_revised, unless an
 --    identical revision is still waiting unclaimed (a claimed one may be
 --    running right now and must not swallow the newer change).
---  * One NOTIFY hourly_aggregate_closed per machine that got events; the
---    payload is the machine id. The events table is the truth.
+--  * One NOTIFY hourly_aggregate_closed per statement that wrote events; the
+--    payload is the id of a machine that got events (the lowest, when several
+--    did). It is a wake-up, not a list: the events table is the truth.
 CREATE FUNCTION analytics_note_hours(p_machines uuid[], p_hours timestamptz[], p_added boolean[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_notify text[];
+    v_notify text;
 BEGIN
     WITH touched AS (
         SELECT * FROM unnest(p_machines, p_hours, p_added) AS t (machine_id, hour, added)
@@ -296,9 +297,9 @@ BEGIN
         ON CONFLICT DO NOTHING
         RETURNING machine_id
     )
-    SELECT array_agg(DISTINCT machine_id::text) INTO v_notify FROM inserted;
+    SELECT min(machine_id::text) INTO v_notify FROM inserted;
     IF v_notify IS NOT NULL THEN
-        PERFORM pg_notify('hourly_aggregate_closed', m) FROM unnest(v_notify) AS m;
+        PERFORM pg_notify('hourly_aggregate_closed', v_notify);
     END IF;
 END
 $$;
@@ -314,7 +315,7 @@ CREATE FUNCTION analytics_close_stale_hours(grace interval) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     v_closed integer;
-    v_notify text[];
+    v_notify text;
 BEGIN
     WITH stale AS (
         SELECT machine_id, open_hour FROM analytics_hour_state
@@ -338,9 +339,9 @@ BEGIN
         ON CONFLICT DO NOTHING
         RETURNING machine_id
     )
-    SELECT count(*), array_agg(machine_id::text) INTO v_closed, v_notify FROM inserted;
+    SELECT count(*), min(machine_id::text) INTO v_closed, v_notify FROM inserted;
     IF v_notify IS NOT NULL THEN
-        PERFORM pg_notify('hourly_aggregate_closed', m) FROM unnest(v_notify) AS m;
+        PERFORM pg_notify('hourly_aggregate_closed', v_notify);
     END IF;
     RETURN v_closed;
 END

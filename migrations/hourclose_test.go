@@ -361,3 +361,57 @@ func TestConcurrentWritersCloseEachHourOnce(t *testing.T) {
 		t.Errorf("%d machine-hours do not hold their %d readings", badHours, slots)
 	}
 }
+
+// TestOneNotificationPerStatement: a statement that closes hours of three
+// machines writes three events but sends one wake-up on
+// hourly_aggregate_closed, naming the lowest of the machine ids; a statement
+// that writes no event sends none.
+func TestOneNotificationPerStatement(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	ms := plant(t, pool, 60, 60, 60)
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN hourly_aggregate_closed"); err != nil {
+		t.Fatal(err)
+	}
+	insertAll := func(at time.Time) {
+		t.Helper()
+		_, err := pool.Exec(ctx, `INSERT INTO energy_readings (time, machine_id, power_kw) SELECT $1, unnest($2::uuid[]), 5`, at, ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	insertAll(hour(0)) // opens hour 0: no event, no notification
+	insertAll(hour(1)) // closes hour 0 of all three machines
+	if _, err := pool.Exec(ctx, `SELECT pg_notify('hourly_aggregate_closed', 'sentinel')`); err != nil {
+		t.Fatal(err)
+	}
+	lowest := ms[0]
+	for _, m := range ms[1:] {
+		if m < lowest {
+			lowest = m
+		}
+	}
+	var got []string
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for len(got) == 0 || got[len(got)-1] != "sentinel" {
+		n, err := conn.Conn().WaitForNotification(wctx)
+		if err != nil {
+			t.Fatalf("notifications so far %v: %v", got, err)
+		}
+		got = append(got, n.Payload)
+	}
+	if want := []string{lowest, "sentinel"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("notifications %v, want %v", got, want)
+	}
+	var events int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM analytics_events WHERE kind = 'hour_closed'`).Scan(&events); err != nil || events != 3 {
+		t.Errorf("hour_closed events: %d (err %v), want 3", events, err)
+	}
+}
