@@ -137,6 +137,7 @@ func waitHealthy(ctx context.Context, addr string) error {
 		if err != nil {
 			return err
 		}
+		req.Close = true // no idle keep-alive connection left behind
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == nethttp.StatusOK {
