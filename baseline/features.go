@@ -25,6 +25,7 @@ const (
 	ExclAbnormal  Exclusion = "abnormal_mode"  // maintenance, fault or offline (status history or production mode)
 	ExclNotRuning Exclusion = "not_running"    // no running time in the hour
 	ExclMissing   Exclusion = "missing_driver" // a driver of the design is not reported
+	ExclKeptOut   Exclusion = "kept_out"       // kept out of the rolling model by its caller (an anomalous hour)
 )
 
 // classify turns the store's facts about an hour into a feature row and

@@ -103,8 +103,14 @@ func (s *Service) Refresh(ctx context.Context, machineID string, hour time.Time,
 	hour = hour.UTC().Truncate(time.Hour)
 	err := s.st.Rolling(ctx, machineID, func(tx *store.RollingTx) error {
 		r, rebuilt, err := s.loadOrRebuild(ctx, tx, machineID, hour)
-		if err != nil || rebuilt {
+		if err != nil {
 			return err
+		}
+		if rebuilt {
+			if include {
+				return nil
+			}
+			return s.keepOut(ctx, tx, r, hour) // the rebuild read it; the caller keeps it out
 		}
 		if r.state.LastHour != nil && !hour.After(r.state.LastHour.Add(-s.window())) {
 			return nil // older than the window: nothing to do
@@ -113,6 +119,8 @@ func (s *Service) Refresh(ctx context.Context, machineID string, hour time.Time,
 			if err := s.addHour(ctx, tx, r, hour); err != nil {
 				return err
 			}
+		} else if err := tx.KeepOut(ctx, hour); err != nil {
+			return err
 		}
 		if r.state.LastHour == nil || hour.After(*r.state.LastHour) {
 			r.state.LastHour = &hour
@@ -141,6 +149,10 @@ func (s *Service) addHour(ctx context.Context, tx *store.RollingTx, r *rolling, 
 	if _, ok, err := tx.Hour(ctx, hour); err != nil || ok {
 		return err
 	}
+	kept, err := tx.KeptOut(ctx, hour, hour.Add(time.Hour))
+	if err != nil || kept[hour.Unix()] {
+		return err
+	}
 	hs, err := tx.FeatureHours(ctx, hour, hour.Add(time.Hour))
 	if err != nil || len(hs) == 0 {
 		return err
@@ -151,6 +163,74 @@ func (s *Service) addHour(ctx context.Context, tx *store.RollingTx, r *rolling, 
 	}
 	r.stats.Add(x, hs[0].EnergyKWh)
 	return tx.PutHour(ctx, store.RollingHour{Hour: hour, X: x, Y: hs[0].EnergyKWh})
+}
+
+// keepOut takes hour out of the model (when it is included), marks it kept
+// out, and saves the state.
+func (s *Service) keepOut(ctx context.Context, tx *store.RollingTx, r *rolling, hour time.Time) error {
+	if err := tx.KeepOut(ctx, hour); err != nil {
+		return err
+	}
+	if old, ok, err := tx.Hour(ctx, hour); err != nil {
+		return err
+	} else if ok {
+		if err := r.stats.Remove(old.X, old.Y); err != nil {
+			return err
+		}
+		if err := tx.DeleteHour(ctx, hour); err != nil {
+			return err
+		}
+	}
+	st, err := r.encode()
+	if err != nil {
+		return err
+	}
+	return tx.SaveState(ctx, st)
+}
+
+// SetLearned corrects whether an hour already closed is in the rolling model:
+// learn = false takes it out and keeps it out (an hour re-scored as
+// anomalous); learn = true lets a kept-out hour back in when it is usable.
+// Hours outside the window are left alone.
+func (s *Service) SetLearned(ctx context.Context, machineID string, hour time.Time, learn bool) error {
+	hour = hour.UTC().Truncate(time.Hour)
+	err := s.st.Rolling(ctx, machineID, func(tx *store.RollingTx) error {
+		st, err := tx.State(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			if learn {
+				return nil
+			}
+			return tx.KeepOut(ctx, hour) // remembered for when the model is built
+		}
+		if err != nil {
+			return err
+		}
+		r, err := decodeState(st)
+		if err != nil {
+			return err
+		}
+		if r.state.LastHour != nil && !hour.After(r.state.LastHour.Add(-s.window())) {
+			return nil
+		}
+		if !learn {
+			return s.keepOut(ctx, tx, r, hour)
+		}
+		if err := tx.Unkeep(ctx, hour); err != nil {
+			return err
+		}
+		if err := s.addHour(ctx, tx, r, hour); err != nil {
+			return err
+		}
+		enc, err := r.encode()
+		if err != nil {
+			return err
+		}
+		return tx.SaveState(ctx, enc)
+	})
+	if err != nil {
+		return fmt.Errorf("set learned hour of machine %s at %s: %w", machineID, hour.Format(time.RFC3339), err)
+	}
+	return nil
 }
 
 // usableRow is the design row of an hour the machine state allows and that
@@ -168,6 +248,9 @@ func (s *Service) evict(ctx context.Context, tx *store.RollingTx, r *rolling) er
 	cutoff := r.state.LastHour.Add(time.Hour - s.window())
 	old, err := tx.TakeHoursBefore(ctx, cutoff)
 	if err != nil {
+		return err
+	}
+	if err := tx.ForgetKeptOutBefore(ctx, cutoff); err != nil {
 		return err
 	}
 	for _, h := range old {
@@ -199,6 +282,10 @@ func (s *Service) Revise(ctx context.Context, machineID string, hour time.Time) 
 		if r.state.LastHour == nil || hour.After(*r.state.LastHour) ||
 			!hour.After(r.state.LastHour.Add(-s.window())) {
 			return nil // not closed yet, or outside the window
+		}
+		kept, err := tx.KeptOut(ctx, hour, hour.Add(time.Hour))
+		if err != nil || kept[hour.Unix()] {
+			return err // kept out by the caller: its data do not matter here
 		}
 		old, had, err := tx.Hour(ctx, hour)
 		if err != nil {
@@ -334,6 +421,11 @@ func (s *Service) rebuild(ctx context.Context, tx *store.RollingTx, machineID st
 	if err != nil {
 		return nil, err
 	}
+	kept, err := tx.KeptOut(ctx, start, hour.Add(time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	hours = slices.DeleteFunc(hours, func(h store.FeatureHour) bool { return kept[h.Hour.Unix()] })
 	var asm *Assembly
 	if drivers != nil {
 		d, err := analytics.NewDesign(drivers, analytics.DesignOptions{DegreeBaseC: s.cfg.DegreeBaseC, Location: loc})

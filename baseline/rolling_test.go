@@ -271,3 +271,66 @@ func TestRollingDefaultDrivers(t *testing.T) {
 		}
 	}
 }
+
+// TestRollingKeepsOutHours: hours the caller keeps out (anomalous ones) are
+// not in the model — also after a rebuild from the rollups — and
+// SetLearned lets one back in.
+func TestRollingKeepsOutHours(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *Config) { c.WindowDays = 3; c.PublishInterval = 1000 * time.Hour })
+	ctx := context.Background()
+	m := b.machine(t, "kept-out")
+	rows := knownTruth(4*24, 9)
+	b.insertHours(t, m, rows)
+	out := map[int]bool{30: true, 60: true, 61: true, 90: true}
+	for i, r := range rows {
+		if err := b.svc.Refresh(ctx, m, r.hour, !out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the default drivers were re-chosen daily (a young model), so the
+	// window was rebuilt from the rollups at hours 24, 48 and 72; the final
+	// window, hours 24…95, holds 72 hours minus the 4 kept out
+	r, _ := b.rollingModel(t, m)
+	if n := r.stats.N(); n != 72-4 {
+		t.Errorf("n = %d, want 68", n)
+	}
+	if err := b.svc.SetLearned(ctx, m, rows[60].hour, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.svc.SetLearned(ctx, m, rows[40].hour, false); err != nil {
+		t.Fatal(err)
+	}
+	r, model := b.rollingModel(t, m)
+	if n := r.stats.N(); n != 68 {
+		t.Errorf("after letting hour 60 in and keeping 40 out: n = %d, want 68", n)
+	}
+	// the statistics equal a from-scratch accumulation of the hours they hold
+	batch := analyticsStatsOf(t, b, m, r)
+	bm, err := batch.Fit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameModel(t, "kept-out hours", model, bm, 1e-8)
+}
+
+// analyticsStatsOf accumulates, from scratch, the observations the model
+// holds (baseline_rolling_hours).
+func analyticsStatsOf(t *testing.T, b *bundle, m string, r *rolling) *analytics.Stats {
+	t.Helper()
+	s := analytics.NewStats(r.design.Columns)
+	err := b.st.Rolling(context.Background(), m, func(tx *store.RollingTx) error {
+		obs, err := tx.AllHours(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, o := range obs {
+			s.Add(o.X, o.Y)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

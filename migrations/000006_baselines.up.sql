@@ -27,3 +27,11 @@ CREATE TABLE baseline_rolling_hours (
     y          double precision NOT NULL,      -- total_energy_kwh as added
     PRIMARY KEY (machine_id, hour)
 );
+
+-- Hours the caller kept out of the model (anomaly scoring's anomalous
+-- hours), so that a rebuild from the rollups keeps them out too.
+CREATE TABLE baseline_rolling_kept_out (
+    machine_id uuid NOT NULL REFERENCES machines (id) ON DELETE CASCADE,
+    hour       timestamptz NOT NULL,
+    PRIMARY KEY (machine_id, hour)
+);

@@ -494,6 +494,52 @@ func (r *RollingTx) TakeHoursBefore(ctx context.Context, cutoff time.Time) ([]Ro
 	return out, nil
 }
 
+// KeepOut records that hour must stay out of the model (and out of any
+// rebuild); Unkeep lifts that.
+func (r *RollingTx) KeepOut(ctx context.Context, hour time.Time) error {
+	if _, err := r.tx.Exec(ctx, `INSERT INTO baseline_rolling_kept_out (machine_id, hour) VALUES ($1, $2)
+		ON CONFLICT DO NOTHING`, r.machineID, hour); err != nil {
+		return fmt.Errorf("keep hour out of the rolling model: %w", unavailable(err))
+	}
+	return nil
+}
+
+// Unkeep lifts KeepOut for hour.
+func (r *RollingTx) Unkeep(ctx context.Context, hour time.Time) error {
+	if _, err := r.tx.Exec(ctx, `DELETE FROM baseline_rolling_kept_out WHERE machine_id = $1 AND hour = $2`,
+		r.machineID, hour); err != nil {
+		return fmt.Errorf("let hour into the rolling model: %w", unavailable(err))
+	}
+	return nil
+}
+
+// KeptOut returns the kept-out hours of [start, end), keyed by Unix seconds.
+func (r *RollingTx) KeptOut(ctx context.Context, start, end time.Time) (map[int64]bool, error) {
+	rows, err := r.tx.Query(ctx, `SELECT hour FROM baseline_rolling_kept_out WHERE machine_id = $1 AND hour >= $2 AND hour < $3`,
+		r.machineID, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("list kept-out hours: %w", unavailable(err))
+	}
+	hours, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	if err != nil {
+		return nil, fmt.Errorf("list kept-out hours: %w", unavailable(err))
+	}
+	out := make(map[int64]bool, len(hours))
+	for _, h := range hours {
+		out[h.Unix()] = true
+	}
+	return out, nil
+}
+
+// ForgetKeptOutBefore deletes kept-out marks older than cutoff.
+func (r *RollingTx) ForgetKeptOutBefore(ctx context.Context, cutoff time.Time) error {
+	if _, err := r.tx.Exec(ctx, `DELETE FROM baseline_rolling_kept_out WHERE machine_id = $1 AND hour < $2`,
+		r.machineID, cutoff); err != nil {
+		return fmt.Errorf("forget kept-out hours: %w", unavailable(err))
+	}
+	return nil
+}
+
 // DeleteHour removes the observation of hour.
 func (r *RollingTx) DeleteHour(ctx context.Context, hour time.Time) error {
 	if _, err := r.tx.Exec(ctx, `DELETE FROM baseline_rolling_hours WHERE machine_id = $1 AND hour = $2`,
