@@ -147,6 +147,21 @@ func TestNginxProxy(t *testing.T) {
 		t.Errorf("openapi through nginx: %d", resp.StatusCode)
 	}
 
+	// A redirect of the service (bunrouter drops a trailing slash) stays
+	// under the prefix.
+	noFollow := &nethttp.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*nethttp.Request, []*nethttp.Request) error { return nethttp.ErrUseLastResponse }}
+	r, err := noFollow.Get(base + "machines/?active=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	loc, err := r.Location()
+	if err != nil || r.StatusCode != 301 || loc.Host != docsURL.Host || loc.Path != "/api/analytics/machines" || loc.RawQuery != "active=true" {
+		t.Errorf("redirect through nginx: %d Location %q, want the proxy's /api/analytics/machines?active=true",
+			r.StatusCode, r.Header.Get("Location"))
+	}
+
 	// With the service gone, nginx answers in the API's error format.
 	upstream.Close()
 	resp, body = get("health")
