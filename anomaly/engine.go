@@ -147,9 +147,9 @@ func (sv *Service) applyEpisodes(st *state, hour time.Time, sc hourScore, featur
 		e.MinP = math.Min(e.MinP, f.P)
 		if e.Hours == 1 || math.Abs(f.Z) > math.Abs(e.PeakZ) {
 			e.PeakHour, e.PeakZ = hour, f.Z
-			e.Metric, e.Value, e.Expected = f.Metric, f.Value, f.Expect
+			e.Metric, e.Value, e.Expected = f.Metric, finiteOr0(f.Value), finiteOr0(f.Expect)
 			e.ModelVersion = modelVersion
-			e.Features = maps(features)
+			e.Features = finiteMap(features)
 		}
 		types = append(types, f.Type)
 		touched = append(touched, e)
@@ -221,6 +221,14 @@ func directionName(d int) string {
 func finiteOrNil(v float64) any {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return nil
+	}
+	return v
+}
+
+// finiteOr0 keeps the state encodable as JSON (which has no NaN).
+func finiteOr0(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
 	}
 	return v
 }

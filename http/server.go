@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bunrouter"
 
+	"github.com/enms/enms-analytics/anomaly"
 	"github.com/enms/enms-analytics/store"
 )
 
@@ -44,6 +45,10 @@ type Config struct {
 	WorkerStatus func() WorkerStatus
 	// DefaultTimeout bounds a route without its own timeout; zero: 10 s.
 	DefaultTimeout time.Duration
+	// Anomaly re-scores windows for POST /anomaly/detect; pass the worker's
+	// service so both use one configuration. Nil: default settings over the
+	// baseline's rolling model.
+	Anomaly *anomaly.Service
 }
 
 // Server is the API's HTTP handler.
