@@ -238,6 +238,10 @@ func TestBackfillWritesWhatTheGeneratorProduces(t *testing.T) {
 			t.Errorf("%s: status %s running=%v at %v; want %s at %v", m.Name, mode, running, updated, last[m.ID].Mode, to.Add(-step))
 		}
 	}
+	// Every production row says how long it covers: the 15-minute step.
+	if n := count(t, pool, `SELECT count(*) FROM production_data WHERE (metadata->>'interval_seconds')::int <> 900`); n != 0 {
+		t.Errorf("%d production rows do not carry interval_seconds = 900", n)
+	}
 	// Material moisture reaches the production metadata of the machines
 	// that process material (conveyor, moulding).
 	if n := count(t, pool, `SELECT count(*) FROM production_data WHERE (metadata->>'material_moisture')::float8 > 0`); n != 2*192 {

@@ -397,13 +397,19 @@ func productionValues(r *Reading, dst []any) {
 	dst[9] = productionMetadata(r)
 }
 
-// productionMetadata is the production row's metadata: material moisture (%)
-// where the machine processes material.
+// productionMetadata is the production row's metadata: the seconds the
+// reading covers (interval_seconds: the step, which for history is coarser
+// than machines.data_interval_seconds) and, where the machine processes
+// material, its moisture in % (material_moisture).
 func productionMetadata(r *Reading) []byte {
-	if math.IsNaN(r.MaterialMoisture) {
-		return []byte("{}")
+	b := make([]byte, 0, 64)
+	b = append(b, `{"interval_seconds":`...)
+	b = strconv.AppendInt(b, int64(r.Step/time.Second), 10)
+	if !math.IsNaN(r.MaterialMoisture) {
+		b = append(b, `,"material_moisture":`...)
+		b = strconv.AppendFloat(b, r.MaterialMoisture, 'f', 4, 64)
 	}
-	return []byte(`{"material_moisture":` + strconv.FormatFloat(r.MaterialMoisture, 'f', 4, 64) + `}`)
+	return append(b, '}')
 }
 
 var environmentColumns = []string{"time", "machine_id", "outdoor_temp_c", "indoor_temp_c", "machine_temp_c", "outdoor_humidity_percent", "pressure_bar", "pressure_setpoint_bar", "flow_rate_m3h", "cop", "vibration_mm_s"}
