@@ -219,11 +219,21 @@ func (s *Service) fitHours(machineID string, start, end time.Time, design *analy
 // categorical driver are shown as such, e.g. hour_of_day=3).
 func rankMessage(d *analytics.Design, e *analytics.RankError) string {
 	var parts []string
+	var order []string
+	byDriver := map[string][]string{}
 	for _, c := range e.Constant {
-		if drv := driverOfColumn(d, c); drv != c {
-			parts = append(parts, fmt.Sprintf("driver %s has no variation in column %s (that level or segment never occurs in the window)", drv, c))
+		drv := driverOfColumn(d, c)
+		if _, seen := byDriver[drv]; !seen {
+			order = append(order, drv)
+		}
+		byDriver[drv] = append(byDriver[drv], c)
+	}
+	for _, drv := range order {
+		if cols := byDriver[drv]; len(cols) > 1 || cols[0] != drv {
+			parts = append(parts, fmt.Sprintf("driver %s has no variation in %s (that level or segment never occurs in the window)",
+				drv, strings.Join(cols, ", ")))
 		} else {
-			parts = append(parts, fmt.Sprintf("driver %s is constant in the window", c))
+			parts = append(parts, fmt.Sprintf("driver %s is constant in the window", drv))
 		}
 	}
 	for _, c := range e.Drivers()[len(e.Constant):] {

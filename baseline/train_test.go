@@ -156,6 +156,9 @@ func TestRequestsThatCannotTrain(t *testing.T) {
 		{"too few samples", m, good, t0, t0.Add(120 * time.Hour), store.TrainRejected, "120 samples < 1000"},
 		{"constant driver", m, []string{"production_count", "pressure_bar"}, t0, end, store.TrainFailed,
 			"driver pressure_bar is constant in the window"},
+		// Monday to Wednesday: weekdays 4, 5 and 6 never occur
+		{"categorical level never seen", m, []string{"production_count", "weekday"}, t0, t0.Add(72 * time.Hour), store.TrainFailed,
+			"driver weekday has no variation in weekday=4, weekday=5, weekday=6"},
 		{"driver not reported", m, []string{"production_count", "material_moisture_pct"}, t0, end, store.TrainFailed,
 			"material_moisture_pct is reported in 0.0 % of the 1440 usable hours"},
 	}
