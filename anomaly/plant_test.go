@@ -485,3 +485,33 @@ func derefS(p *string) string {
 	}
 	return *p
 }
+
+// TestFaultFreeAlarmRate: on a fault-free plant (5 machines, 60 days, no
+// incident, no maintenance) the rate of episodes per scored hour is within
+// 2× of the configured rate. The rate is set to 0.005 here so that the
+// expected count is large enough to tell: about 6,350 scored hours
+// (5 × (1,440 − 170 unscored warm-up hours)) × 0.005 ≈ 32 episodes, and a
+// Poisson count with mean 32 falls outside [16, 64] with probability ≈ 0.2 %.
+func TestFaultFreeAlarmRate(t *testing.T) {
+	t.Parallel()
+	const rate = 0.005
+	p := newPlant(5, 60, 77, false)
+	b := setup(t, p, func(c *Config) { c.Contamination = rate })
+	b.stream(t, p)
+	var scored, episodes int
+	if err := b.pool.QueryRow(context.Background(), `
+		SELECT (SELECT count(*) FROM anomaly_hours WHERE status IN ('normal', 'anomalous')),
+		       (SELECT count(*) FROM anomalies)`).Scan(&scored, &episodes); err != nil {
+		t.Fatal(err)
+	}
+	got := float64(episodes) / float64(scored)
+	byType := map[string]int{}
+	for _, e := range b.episodes(t) {
+		byType[e.AnomalyType]++
+	}
+	t.Logf("%d episodes in %d scored hours: %.5f per hour (configured %v, ratio %.2f); by type %v",
+		episodes, scored, got, rate, got/rate, byType)
+	if got < rate/2 || got > 2*rate {
+		t.Errorf("alarm rate %.5f per scored hour is not within 2× of %v", got, rate)
+	}
+}

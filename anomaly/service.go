@@ -510,8 +510,10 @@ func (s *Service) scoreHour(ctx context.Context, tx *store.AnomalyTx, r *run, in
 
 	s.closeQuiet(&r.st, in.Hour)
 	if reason := suppression(periods, in, time.Duration(s.cfg.WarmupHours)*time.Hour); reason != "" {
-		// Whatever built up before the stop is stale afterwards.
+		// Whatever built up before the stop is stale afterwards, and a stop
+		// ends the episodes: what follows it is a new situation.
 		r.st.CUSUM = analytics.CUSUMState{}
+		r.st.Open = nil
 		return finish(StatusSuppressed, reason, nil)
 	}
 	if math.IsNaN(in.EnergyKWh) {
