@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	apihttp "github.com/enms/enms-analytics/http"
 )
 
 // No Docker engine runs here, so these tests read the Dockerfile and the
@@ -285,6 +287,30 @@ func TestDockerfile(t *testing.T) {
 	for _, keep := range []string{"go.mod", "go.sum", "cmd", "migrations", "http", "store"} {
 		if slices.Contains(ig, keep) {
 			t.Errorf(".dockerignore excludes %s, which the build needs", keep)
+		}
+	}
+}
+
+// TestNginxLimitsMatchTheAPI: nginx's body limit is the API's, so a body
+// is refused in the same way whether or not the proxy is in front; its
+// read timeout outlasts the longest route timeout.
+func TestNginxLimitsMatchTheAPI(t *testing.T) {
+	t.Parallel()
+	site, err := os.ReadFile(filepath.Join("nginx", "enms-analytics.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`client_max_body_size (\d+)m;`).FindSubmatch(site)
+	if m == nil {
+		t.Fatal("enms-analytics.conf sets no client_max_body_size in MiB")
+	}
+	if mib, _ := strconv.Atoi(string(m[1])); mib<<20 != apihttp.MaxBodyBytes {
+		t.Errorf("nginx allows %d MiB, the API %d bytes", mib, apihttp.MaxBodyBytes)
+	}
+	for _, d := range []string{"proxy_connect_timeout 60s;", "proxy_send_timeout 300s;", "proxy_read_timeout 300s;",
+		"rewrite ^/api/analytics/(.*)$ /api/v1/$1 break;", "limit_req zone=", "X-Forwarded-For"} {
+		if !strings.Contains(string(site), d) {
+			t.Errorf("enms-analytics.conf lacks %q", d)
 		}
 	}
 }

@@ -162,6 +162,18 @@ func TestNginxProxy(t *testing.T) {
 			r.StatusCode, r.Header.Get("Location"))
 	}
 
+	// A body over client_max_body_size is refused by nginx in the API's
+	// error format (the service's own limit is the same 1 MiB).
+	r, err = client.Post(base+"forecast/optimal-schedule", "application/json", strings.NewReader(strings.Repeat(" ", 2<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 413 || decode("413", body)["error"].(map[string]any)["code"] != "too_large" {
+		t.Errorf("oversized body through nginx: %d %s", r.StatusCode, body)
+	}
+
 	// With the service gone, nginx answers in the API's error format.
 	upstream.Close()
 	resp, body = get("health")
