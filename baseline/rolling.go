@@ -358,13 +358,17 @@ func (s *Service) loadOrRebuild(ctx context.Context, tx *store.RollingTx, machin
 			return nil, false, err
 		}
 		sameWindow := st.WindowHours == int(s.window()/time.Hour)
+		fromActive := hasActive && r.state.SourceBaseline != nil && *r.state.SourceBaseline == active.ID
 		switch {
-		case activeDrivers != nil && slices.Equal(activeDrivers, r.design.Drivers) && sameWindow:
-			if hasActive {
-				r.state.SourceBaseline = &active.ID
-			}
+		case !sameWindow:
+		case activeDrivers != nil && slices.Equal(activeDrivers, r.design.Drivers):
+			r.state.SourceBaseline = &active.ID
 			return r, false, nil
-		case activeDrivers == nil && r.state.SourceBaseline == nil && sameWindow && !s.rechooseDue(r, hour):
+		case activeDrivers != nil && fromActive && !s.rechooseDue(r, hour):
+			// the active baseline's drivers were not covered at the last
+			// rebuild and default drivers stand in; tried again when due
+			return r, false, nil
+		case activeDrivers == nil && r.state.SourceBaseline == nil && !s.rechooseDue(r, hour):
 			return r, false, nil
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -333,4 +334,46 @@ func analyticsStatsOf(t *testing.T, b *bundle, m string, r *rolling) *analytics.
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestRollingFallsBackWhenActiveDriversUncovered: the active baseline uses
+// material moisture, which stopped being reported; the rolling model stands
+// in with default drivers and is not rebuilt on every hour because of it.
+func TestRollingFallsBackWhenActiveDriversUncovered(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *Config) { c.WindowDays = 3; c.MinSamples = 100; c.PublishInterval = 1000 * time.Hour })
+	ctx := context.Background()
+	m := b.machine(t, "moisture-gone")
+	rows := knownTruth(10*24, 10)
+	b.insertHours(t, m, rows)
+	// moisture reported in the first 5 days only, and it drives 2 kWh per %
+	for _, q := range []string{`
+		UPDATE production_data_1hour SET sum_material_moisture = 1 + extract(hour FROM bucket) / 10, material_moisture_count = 1
+		 WHERE machine_id = $1 AND bucket < $2`, `
+		UPDATE energy_readings_1hour e SET total_energy_kwh = total_energy_kwh + 2 * p.avg_material_moisture
+		  FROM production_data_1hour p
+		 WHERE e.machine_id = $1 AND p.machine_id = $1 AND p.bucket = e.bucket AND e.bucket < $2`} {
+		if _, err := b.pool.Exec(ctx, q, m, t0.Add(5*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	active := b.trainActive(t, m, []string{"production_count", "material_moisture_pct"}, t0.Add(5*24*time.Hour))
+	for i := 8 * 24; i < 8*24+10; i++ {
+		if err := b.svc.Refresh(ctx, m, rows[i].hour, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := b.rollingModel(t, m)
+	if r.state.SourceBaseline == nil || *r.state.SourceBaseline != active {
+		t.Errorf("source %v, want the active baseline %s", r.state.SourceBaseline, active)
+	}
+	if slices.Contains(r.design.Drivers, "material_moisture_pct") {
+		t.Errorf("drivers %v include the uncovered moisture", r.design.Drivers)
+	}
+	// built once, at the first refresh, and only slid since: the 72 hours
+	// of the 3-day window, every one usable
+	if !r.state.DriversChosenAt.Equal(rows[8*24].hour) || r.stats.N() != 72 {
+		t.Errorf("drivers chosen at %v, n %d; want chosen at the first refresh (%v) and 72 hours",
+			r.state.DriversChosenAt, r.stats.N(), rows[8*24].hour)
+	}
 }
