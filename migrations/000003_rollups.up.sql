@@ -353,10 +353,11 @@ $$;
 -- Each raw table gets three statement-level AFTER triggers (INSERT, UPDATE,
 -- DELETE) with transition tables. Each turns its statement into signed
 -- changes — inserted rows +1, deleted rows −1, updated rows −old +new, and
--- only the rows whose rollup-relevant values changed, so an identical re-send
--- costs nothing — and applies them in one pass per rollup:
---   * counts and sums are added (INSERT … SELECT … GROUP BY … ON CONFLICT DO
---     UPDATE), so they are exact whatever the order, lateness or batching;
+-- only the readings whose rollup-relevant values changed, so an identical
+-- re-send costs nothing — aggregates them in one pass into net deltas per machine
+-- and bucket, and applies those few rows to each rollup:
+--   * counts and sums are added (INSERT … SELECT … ON CONFLICT DO UPDATE),
+--     so they are exact whatever the order, lateness or batching;
 --   * minima and maxima take least/greatest of the new values; only where
 --     readings were removed are they recomputed from the raw rows;
 --   * the hour's peak demand is re-read from its four 15-minute buckets.
@@ -364,35 +365,118 @@ $$;
 -- triggers; with additive sums and idempotent minima/maxima/peaks the result
 -- is the same in either order. Then the statement's machine-hours go to
 -- analytics_note_hours (hour-close events).
---
+
+-- Signed deltas of one statement per machine and bucket (15-minute for energy,
+-- hourly for the others), with whether the bucket gained (added) or lost
+-- (removed) readings. The triggers aggregate their transition tables into an
+-- array of these once and apply it to every rollup.
+CREATE TYPE rollup_energy_delta AS (
+    machine_id uuid,
+    bucket timestamptz,
+    reading_count bigint,
+    sum_power_kw double precision,
+    min_power_kw double precision,
+    max_power_kw double precision,
+    total_energy_kwh double precision,
+    sum_power_factor double precision,
+    power_factor_count bigint,
+    sum_voltage_v double precision,
+    voltage_count bigint,
+    sum_current_a double precision,
+    current_count bigint,
+    added boolean,
+    removed boolean
+);
+
+CREATE TYPE rollup_production_delta AS (
+    machine_id uuid,
+    bucket timestamptz,
+    reading_count bigint,
+    total_production_count bigint,
+    total_production_count_good bigint,
+    total_production_count_bad bigint,
+    sum_throughput double precision,
+    throughput_count bigint,
+    sum_speed_percent double precision,
+    speed_count bigint,
+    running_seconds double precision,
+    idle_seconds double precision,
+    maintenance_seconds double precision,
+    fault_seconds double precision,
+    offline_seconds double precision,
+    total_downtime_seconds double precision,
+    sum_material_moisture double precision,
+    material_moisture_count bigint,
+    added boolean,
+    removed boolean
+);
+
+CREATE TYPE rollup_environmental_delta AS (
+    machine_id uuid,
+    bucket timestamptz,
+    reading_count bigint,
+    sum_outdoor_temp_c double precision,
+    outdoor_temp_count bigint,
+    sum_indoor_temp_c double precision,
+    indoor_temp_count bigint,
+    sum_machine_temp_c double precision,
+    machine_temp_count bigint,
+    sum_humidity_percent double precision,
+    humidity_count bigint,
+    sum_pressure_bar double precision,
+    pressure_count bigint,
+    sum_pressure_setpoint_bar double precision,
+    pressure_setpoint_count bigint,
+    sum_flow_rate_m3h double precision,
+    flow_rate_count bigint,
+    sum_cop double precision,
+    cop_count bigint,
+    sum_vibration_mm_s double precision,
+    vibration_count bigint,
+    min_outdoor_temp_c double precision,
+    max_outdoor_temp_c double precision,
+    max_machine_temp_c double precision,
+    min_pressure_bar double precision,
+    max_pressure_bar double precision,
+    max_vibration_mm_s double precision,
+    added boolean,
+    removed boolean
+);
+
 -- pg_temp.create_rollup_triggers builds the three trigger functions of one
 -- raw table from one template, and rollup_rebuild_<table>() that recomputes
--- its rollups from scratch. In the template, {changes} is the signed-change
+-- its rollups from scratch. In the templates, {changes} is the signed-change
 -- query (columns sign, machine_id, time and the table's values as `cols`
--- names them) and {is_insert} says whether any readings can have been
--- removed.
-CREATE OR REPLACE FUNCTION pg_temp.create_rollup_triggers(tbl text, cols text, rollups text[], body text)
+-- names them); `delta` aggregates it per machine and bucket into rows of the
+-- table's delta type; `apply` applies {deltas} (those rows) to the rollups;
+-- {is_insert} says whether no readings can have been removed.
+CREATE OR REPLACE FUNCTION pg_temp.create_rollup_triggers(tbl text, delta_type text, cols text, rollups text[],
+                                                         delta text, apply text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     op record;
     fn text;
-    changes text;
     wrapper constant text := $wrapper$
 DECLARE
+    v_delta {delta_type}[];
     v_machines uuid[];
     v_hours timestamptz[];
     v_added boolean[];
 BEGIN
-    SELECT array_agg(t.machine_id), array_agg(t.hour), array_agg(t.added)
-    INTO v_machines, v_hours, v_added
-    FROM (SELECT ch.machine_id, rollup_hour(ch.time) AS hour, bool_or(ch.sign > 0) AS added
-          FROM ({changes}) ch JOIN machines m ON m.id = ch.machine_id
-          GROUP BY ch.machine_id, rollup_hour(ch.time)) t;
-    IF v_machines IS NULL THEN
+    -- One pass over the transition tables: the statement's net change per
+    -- machine and bucket. Everything below works on these few rows.
+    SELECT array_agg(ROW(d.*)::{delta_type} ORDER BY d.machine_id, d.bucket) INTO v_delta
+    FROM ({delta}) d;
+    IF v_delta IS NULL THEN
         RETURN NULL;  -- nothing that the rollups see changed
     END IF;
+    SELECT array_agg(t.machine_id), array_agg(t.hour), array_agg(t.added)
+    INTO v_machines, v_hours, v_added
+    FROM (SELECT d.machine_id, rollup_hour(d.bucket) AS hour, bool_or(d.added) AS added
+          FROM unnest(v_delta) d
+          GROUP BY d.machine_id, rollup_hour(d.bucket)) t;
     PERFORM analytics_lock_machines(v_machines);
-{body}
+{apply}
     PERFORM analytics_note_hours(v_machines, v_hours, v_added);
     RETURN NULL;
 END
@@ -409,9 +493,10 @@ BEGIN
          'SELECT -1 AS sign, {cols} FROM old_rows')) AS v (name, event, referencing, is_insert, changes)
     LOOP
         fn := 'rollup_' || tbl || '_' || op.name;
-        changes := replace(op.changes, '{cols}', cols);
         EXECUTE format('CREATE FUNCTION %I() RETURNS trigger LANGUAGE plpgsql AS %L', fn,
-            replace(replace(replace(wrapper, '{body}', body), '{changes}', changes), '{is_insert}', op.is_insert));
+            replace(replace(replace(replace(replace(replace(wrapper,
+                '{apply}', apply), '{delta}', delta), '{changes}', replace(op.changes, '{cols}', cols)),
+                '{deltas}', 'unnest(v_delta)'), '{is_insert}', op.is_insert), '{delta_type}', delta_type));
         EXECUTE format('COMMENT ON FUNCTION %I() IS %L', fn,
             format('Keeps the rollups of %s exact after %s statements and emits hour-close events (migration 000003).', tbl, op.event));
         EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I %s FOR EACH STATEMENT EXECUTE FUNCTION %I()',
@@ -421,35 +506,41 @@ BEGIN
     fn := 'rollup_rebuild_' || tbl;
     EXECUTE format('CREATE FUNCTION %I() RETURNS void LANGUAGE plpgsql AS %L', fn,
         'BEGIN ' || (SELECT string_agg(format('DELETE FROM %I; ', r), '') FROM unnest(rollups) AS r)
-        || replace(replace(body, '{changes}', format('SELECT 1 AS sign, %s FROM %I', cols, tbl)), '{is_insert}', 'true')
+        || replace(replace(apply, '{deltas}', '(' || replace(delta, '{changes}', format('SELECT 1 AS sign, %s FROM %I', cols, tbl)) || ')'),
+                   '{is_insert}', 'true')
         || ' END');
     EXECUTE format('COMMENT ON FUNCTION %I() IS %L', fn,
         format('Recomputes the rollups of %s from the raw rows (migration 000003).', tbl));
 END
 $$;
 
-SELECT pg_temp.create_rollup_triggers('energy_readings',
+SELECT pg_temp.create_rollup_triggers('energy_readings', 'rollup_energy_delta',
     $cols$machine_id, time, power_kw::double precision AS power_kw, energy_kwh::double precision AS energy_kwh, voltage_v::double precision AS voltage_v, current_a::double precision AS current_a, power_factor::double precision AS power_factor$cols$,
     ARRAY['energy_readings_15min', 'energy_readings_1hour'],
-$body$
+$delta$
+    SELECT ch.machine_id,
+       rollup_quarter_hour(ch.time) AS bucket,
+       sum(ch.sign) AS reading_count,
+       sum(ch.sign * ch.power_kw) AS sum_power_kw,
+       min(ch.power_kw) FILTER (WHERE ch.sign > 0) AS min_power_kw,
+       max(ch.power_kw) FILTER (WHERE ch.sign > 0) AS max_power_kw,
+       sum(ch.sign * rollup_energy_kwh(ch.power_kw, ch.energy_kwh, m.data_interval_seconds)) AS total_energy_kwh,
+       coalesce(sum(ch.sign * ch.power_factor), 0) AS sum_power_factor,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.power_factor IS NOT NULL), 0) AS power_factor_count,
+       coalesce(sum(ch.sign * ch.voltage_v), 0) AS sum_voltage_v,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.voltage_v IS NOT NULL), 0) AS voltage_count,
+       coalesce(sum(ch.sign * ch.current_a), 0) AS sum_current_a,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.current_a IS NOT NULL), 0) AS current_count,
+       bool_or(ch.sign > 0) AS added,
+       bool_or(ch.sign < 0) AS removed
+    FROM ({changes}) ch JOIN machines m ON m.id = ch.machine_id
+    GROUP BY ch.machine_id, rollup_quarter_hour(ch.time)$delta$,
+$apply$
     -- 15-minute buckets first: the hour's peak demand is read from them.
     INSERT INTO energy_readings_15min AS r (bucket, machine_id, reading_count, sum_power_kw, min_power_kw, max_power_kw, total_energy_kwh, sum_power_factor, power_factor_count, sum_voltage_v, voltage_count, sum_current_a, current_count)
-    SELECT rollup_quarter_hour(ch.time) AS bucket,
-           ch.machine_id,
-           sum(ch.sign) AS reading_count,
-           sum(ch.sign * ch.power_kw) AS sum_power_kw,
-           min(ch.power_kw) FILTER (WHERE ch.sign > 0) AS min_power_kw,
-           max(ch.power_kw) FILTER (WHERE ch.sign > 0) AS max_power_kw,
-           sum(ch.sign * rollup_energy_kwh(ch.power_kw, ch.energy_kwh, m.data_interval_seconds)) AS total_energy_kwh,
-           coalesce(sum(ch.sign * ch.power_factor), 0) AS sum_power_factor,
-           coalesce(sum(ch.sign) FILTER (WHERE ch.power_factor IS NOT NULL), 0) AS power_factor_count,
-           coalesce(sum(ch.sign * ch.voltage_v), 0) AS sum_voltage_v,
-           coalesce(sum(ch.sign) FILTER (WHERE ch.voltage_v IS NOT NULL), 0) AS voltage_count,
-           coalesce(sum(ch.sign * ch.current_a), 0) AS sum_current_a,
-           coalesce(sum(ch.sign) FILTER (WHERE ch.current_a IS NOT NULL), 0) AS current_count
-    FROM ({changes}) ch JOIN machines m ON m.id = ch.machine_id
-    GROUP BY ch.machine_id, rollup_quarter_hour(ch.time)
-    ORDER BY ch.machine_id, rollup_quarter_hour(ch.time)
+    SELECT d.bucket, d.machine_id, d.reading_count, d.sum_power_kw, d.min_power_kw, d.max_power_kw, d.total_energy_kwh, d.sum_power_factor, d.power_factor_count, d.sum_voltage_v, d.voltage_count, d.sum_current_a, d.current_count
+    FROM {deltas} d
+    ORDER BY d.machine_id, d.bucket
     ON CONFLICT (machine_id, bucket) DO UPDATE SET
         reading_count = r.reading_count + excluded.reading_count,
         sum_power_kw = rollup_add(r.sum_power_kw, r.reading_count, excluded.sum_power_kw, excluded.reading_count),
@@ -463,30 +554,31 @@ $body$
         sum_current_a = rollup_add(r.sum_current_a, r.current_count, excluded.sum_current_a, excluded.current_count),
         current_count = r.current_count + excluded.current_count;
 
+    -- The hour adds up its quarters' deltas; its peak is the largest quarter
+    -- average, as the 15-minute rollup now holds it.
     INSERT INTO energy_readings_1hour AS r (bucket, machine_id, reading_count, sum_power_kw, min_power_kw, max_power_kw, total_energy_kwh, sum_power_factor, power_factor_count, sum_voltage_v, voltage_count, sum_current_a, current_count, peak_demand_kw, peak_demand_at)
-    SELECT d.bucket, d.machine_id, d.reading_count, d.sum_power_kw, d.min_power_kw, d.max_power_kw, d.total_energy_kwh, d.sum_power_factor, d.power_factor_count, d.sum_voltage_v, d.voltage_count, d.sum_current_a, d.current_count, pk.peak_demand_kw, pk.bucket
-    FROM (SELECT rollup_hour(ch.time) AS bucket,
-                   ch.machine_id,
-                   sum(ch.sign) AS reading_count,
-                   sum(ch.sign * ch.power_kw) AS sum_power_kw,
-                   min(ch.power_kw) FILTER (WHERE ch.sign > 0) AS min_power_kw,
-                   max(ch.power_kw) FILTER (WHERE ch.sign > 0) AS max_power_kw,
-                   sum(ch.sign * rollup_energy_kwh(ch.power_kw, ch.energy_kwh, m.data_interval_seconds)) AS total_energy_kwh,
-                   coalesce(sum(ch.sign * ch.power_factor), 0) AS sum_power_factor,
-                   coalesce(sum(ch.sign) FILTER (WHERE ch.power_factor IS NOT NULL), 0) AS power_factor_count,
-                   coalesce(sum(ch.sign * ch.voltage_v), 0) AS sum_voltage_v,
-                   coalesce(sum(ch.sign) FILTER (WHERE ch.voltage_v IS NOT NULL), 0) AS voltage_count,
-                   coalesce(sum(ch.sign * ch.current_a), 0) AS sum_current_a,
-                   coalesce(sum(ch.sign) FILTER (WHERE ch.current_a IS NOT NULL), 0) AS current_count
-            FROM ({changes}) ch JOIN machines m ON m.id = ch.machine_id
-            GROUP BY ch.machine_id, rollup_hour(ch.time)) d
+    SELECT h.bucket, h.machine_id, h.reading_count, h.sum_power_kw, h.min_power_kw, h.max_power_kw, h.total_energy_kwh, h.sum_power_factor, h.power_factor_count, h.sum_voltage_v, h.voltage_count, h.sum_current_a, h.current_count, pk.peak_demand_kw, pk.bucket
+    FROM (SELECT rollup_hour(d.bucket) AS bucket, d.machine_id,
+                 sum(d.reading_count)::bigint AS reading_count,
+                 sum(d.sum_power_kw) AS sum_power_kw,
+                 min(d.min_power_kw) AS min_power_kw,
+                 max(d.max_power_kw) AS max_power_kw,
+                 sum(d.total_energy_kwh) AS total_energy_kwh,
+                 sum(d.sum_power_factor) AS sum_power_factor,
+                 sum(d.power_factor_count)::bigint AS power_factor_count,
+                 sum(d.sum_voltage_v) AS sum_voltage_v,
+                 sum(d.voltage_count)::bigint AS voltage_count,
+                 sum(d.sum_current_a) AS sum_current_a,
+                 sum(d.current_count)::bigint AS current_count
+          FROM {deltas} d
+          GROUP BY d.machine_id, rollup_hour(d.bucket)) h
     LEFT JOIN LATERAL (
         SELECT q.peak_demand_kw, q.bucket FROM energy_readings_15min q
-        WHERE q.machine_id = d.machine_id AND q.bucket >= d.bucket AND q.bucket < d.bucket + interval '1 hour'
+        WHERE q.machine_id = h.machine_id AND q.bucket >= h.bucket AND q.bucket < h.bucket + interval '1 hour'
           AND q.peak_demand_kw IS NOT NULL
         ORDER BY q.peak_demand_kw DESC, q.bucket
         LIMIT 1) pk ON true
-    ORDER BY d.machine_id, d.bucket
+    ORDER BY h.machine_id, h.bucket
     ON CONFLICT (machine_id, bucket) DO UPDATE SET
         reading_count = r.reading_count + excluded.reading_count,
         sum_power_kw = rollup_add(r.sum_power_kw, r.reading_count, excluded.sum_power_kw, excluded.reading_count),
@@ -504,63 +596,61 @@ $body$
 
     IF NOT {is_insert} THEN
         -- Readings were removed: minima and maxima cannot be subtracted, so
-        -- they are recomputed for the buckets that lost readings, and
-        -- buckets left without readings go.
-        WITH removed AS (
-            SELECT DISTINCT ch.machine_id, rollup_quarter_hour(ch.time) AS bucket FROM ({changes}) ch WHERE ch.sign < 0
-        )
+        -- they are recomputed for the buckets that lost readings (one index
+        -- range scan per bucket), and buckets left without readings go.
         UPDATE energy_readings_15min r SET min_power_kw = x.lo, max_power_kw = x.hi
-        FROM (SELECT rm.machine_id, rm.bucket, min(e.power_kw)::double precision AS lo, max(e.power_kw)::double precision AS hi
-              FROM removed rm JOIN energy_readings e
-                ON e.machine_id = rm.machine_id AND e.time >= rm.bucket AND e.time < rm.bucket + interval '15 minutes'
-              GROUP BY rm.machine_id, rm.bucket) x
-        WHERE r.machine_id = x.machine_id AND r.bucket = x.bucket;
-        DELETE FROM energy_readings_15min r
-        USING (SELECT DISTINCT ch.machine_id, rollup_quarter_hour(ch.time) AS bucket FROM ({changes}) ch WHERE ch.sign < 0) rm
-        WHERE r.machine_id = rm.machine_id AND r.bucket = rm.bucket AND r.reading_count <= 0;
+        FROM {deltas} rm CROSS JOIN LATERAL (
+            SELECT min(e.power_kw)::double precision AS lo, max(e.power_kw)::double precision AS hi
+            FROM energy_readings e
+            WHERE e.machine_id = rm.machine_id AND e.time >= rm.bucket AND e.time < rm.bucket + interval '15 minutes') x
+        WHERE rm.removed AND r.machine_id = rm.machine_id AND r.bucket = rm.bucket;
+        DELETE FROM energy_readings_15min r USING {deltas} rm
+        WHERE rm.removed AND r.machine_id = rm.machine_id AND r.bucket = rm.bucket AND r.reading_count <= 0;
 
-        WITH removed AS (
-            SELECT DISTINCT ch.machine_id, rollup_hour(ch.time) AS bucket FROM ({changes}) ch WHERE ch.sign < 0
-        )
         UPDATE energy_readings_1hour r SET min_power_kw = x.lo, max_power_kw = x.hi
-        FROM (SELECT rm.machine_id, rm.bucket, min(q.min_power_kw) AS lo, max(q.max_power_kw) AS hi
-              FROM removed rm JOIN energy_readings_15min q
-                ON q.machine_id = rm.machine_id AND q.bucket >= rm.bucket AND q.bucket < rm.bucket + interval '1 hour'
-              GROUP BY rm.machine_id, rm.bucket) x
-        WHERE r.machine_id = x.machine_id AND r.bucket = x.bucket;
+        FROM (SELECT DISTINCT d.machine_id, rollup_hour(d.bucket) AS bucket FROM {deltas} d WHERE d.removed) rm
+        CROSS JOIN LATERAL (
+            SELECT min(q.min_power_kw) AS lo, max(q.max_power_kw) AS hi
+            FROM energy_readings_15min q
+            WHERE q.machine_id = rm.machine_id AND q.bucket >= rm.bucket AND q.bucket < rm.bucket + interval '1 hour') x
+        WHERE r.machine_id = rm.machine_id AND r.bucket = rm.bucket;
         DELETE FROM energy_readings_1hour r
-        USING (SELECT DISTINCT ch.machine_id, rollup_hour(ch.time) AS bucket FROM ({changes}) ch WHERE ch.sign < 0) rm
+        USING (SELECT DISTINCT d.machine_id, rollup_hour(d.bucket) AS bucket FROM {deltas} d WHERE d.removed) rm
         WHERE r.machine_id = rm.machine_id AND r.bucket = rm.bucket AND r.reading_count <= 0;
     END IF;
-$body$);
+$apply$);
 
-SELECT pg_temp.create_rollup_triggers('production_data',
+SELECT pg_temp.create_rollup_triggers('production_data', 'rollup_production_delta',
     $cols$machine_id, time, production_count::bigint AS production_count, production_count_good::bigint AS production_count_good, production_count_bad::bigint AS production_count_bad, throughput_units_per_hour::double precision AS throughput, operating_mode::text AS mode, speed_percent::double precision AS speed, downtime_seconds::double precision AS downtime, rollup_parse_number(metadata->>'material_moisture') AS moisture$cols$,
     ARRAY['production_data_1hour'],
-$body$
+$delta$
+    SELECT ch.machine_id,
+       rollup_hour(ch.time) AS bucket,
+       sum(ch.sign) AS reading_count,
+       coalesce(sum(ch.sign * ch.production_count), 0)::bigint AS total_production_count,
+       coalesce(sum(ch.sign * ch.production_count_good), 0)::bigint AS total_production_count_good,
+       coalesce(sum(ch.sign * ch.production_count_bad), 0)::bigint AS total_production_count_bad,
+       coalesce(sum(ch.sign * ch.throughput), 0) AS sum_throughput,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.throughput IS NOT NULL), 0) AS throughput_count,
+       coalesce(sum(ch.sign * ch.speed), 0) AS sum_speed_percent,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.speed IS NOT NULL), 0) AS speed_count,
+       coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'running'), 0)::double precision AS running_seconds,
+       coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'idle'), 0)::double precision AS idle_seconds,
+       coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'maintenance'), 0)::double precision AS maintenance_seconds,
+       coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'fault'), 0)::double precision AS fault_seconds,
+       coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'offline'), 0)::double precision AS offline_seconds,
+       coalesce(sum(ch.sign * ch.downtime), 0) AS total_downtime_seconds,
+       coalesce(sum(ch.sign * ch.moisture), 0) AS sum_material_moisture,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.moisture IS NOT NULL), 0) AS material_moisture_count,
+       bool_or(ch.sign > 0) AS added,
+       bool_or(ch.sign < 0) AS removed
+    FROM ({changes}) ch JOIN machines m ON m.id = ch.machine_id
+    GROUP BY ch.machine_id, rollup_hour(ch.time)$delta$,
+$apply$
     INSERT INTO production_data_1hour AS r (bucket, machine_id, reading_count, total_production_count, total_production_count_good, total_production_count_bad, sum_throughput, throughput_count, sum_speed_percent, speed_count, running_seconds, idle_seconds, maintenance_seconds, fault_seconds, offline_seconds, total_downtime_seconds, sum_material_moisture, material_moisture_count, dominant_mode)
     SELECT d.bucket, d.machine_id, d.reading_count, d.total_production_count, d.total_production_count_good, d.total_production_count_bad, d.sum_throughput, d.throughput_count, d.sum_speed_percent, d.speed_count, d.running_seconds, d.idle_seconds, d.maintenance_seconds, d.fault_seconds, d.offline_seconds, d.total_downtime_seconds, d.sum_material_moisture, d.material_moisture_count,
            rollup_dominant_mode(d.running_seconds, d.idle_seconds, d.maintenance_seconds, d.fault_seconds, d.offline_seconds)
-    FROM (SELECT rollup_hour(ch.time) AS bucket,
-                  ch.machine_id,
-                  sum(ch.sign) AS reading_count,
-                  coalesce(sum(ch.sign * ch.production_count), 0)::bigint AS total_production_count,
-                  coalesce(sum(ch.sign * ch.production_count_good), 0)::bigint AS total_production_count_good,
-                  coalesce(sum(ch.sign * ch.production_count_bad), 0)::bigint AS total_production_count_bad,
-                  coalesce(sum(ch.sign * ch.throughput), 0) AS sum_throughput,
-                  coalesce(sum(ch.sign) FILTER (WHERE ch.throughput IS NOT NULL), 0) AS throughput_count,
-                  coalesce(sum(ch.sign * ch.speed), 0) AS sum_speed_percent,
-                  coalesce(sum(ch.sign) FILTER (WHERE ch.speed IS NOT NULL), 0) AS speed_count,
-                  coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'running'), 0)::double precision AS running_seconds,
-                  coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'idle'), 0)::double precision AS idle_seconds,
-                  coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'maintenance'), 0)::double precision AS maintenance_seconds,
-                  coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'fault'), 0)::double precision AS fault_seconds,
-                  coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'offline'), 0)::double precision AS offline_seconds,
-                  coalesce(sum(ch.sign * ch.downtime), 0) AS total_downtime_seconds,
-                  coalesce(sum(ch.sign * ch.moisture), 0) AS sum_material_moisture,
-                  coalesce(sum(ch.sign) FILTER (WHERE ch.moisture IS NOT NULL), 0) AS material_moisture_count
-          FROM ({changes}) ch JOIN machines m ON m.id = ch.machine_id
-          GROUP BY ch.machine_id, rollup_hour(ch.time)) d
+    FROM {deltas} d
     ORDER BY d.machine_id, d.bucket
     ON CONFLICT (machine_id, bucket) DO UPDATE SET
         reading_count = r.reading_count + excluded.reading_count,
@@ -582,47 +672,51 @@ $body$
         material_moisture_count = r.material_moisture_count + excluded.material_moisture_count;
 
     IF NOT {is_insert} THEN
-        DELETE FROM production_data_1hour r
-        USING (SELECT DISTINCT ch.machine_id, rollup_hour(ch.time) AS bucket FROM ({changes}) ch WHERE ch.sign < 0) rm
-        WHERE r.machine_id = rm.machine_id AND r.bucket = rm.bucket AND r.reading_count <= 0;
+        DELETE FROM production_data_1hour r USING {deltas} rm
+        WHERE rm.removed AND r.machine_id = rm.machine_id AND r.bucket = rm.bucket AND r.reading_count <= 0;
     END IF;
-$body$);
+$apply$);
 
-SELECT pg_temp.create_rollup_triggers('environmental_data',
+SELECT pg_temp.create_rollup_triggers('environmental_data', 'rollup_environmental_delta',
     $cols$machine_id, time, outdoor_temp_c::double precision AS outdoor_temp_c, indoor_temp_c::double precision AS indoor_temp_c, machine_temp_c::double precision AS machine_temp_c, outdoor_humidity_percent::double precision AS outdoor_humidity_percent, pressure_bar::double precision AS pressure_bar, pressure_setpoint_bar::double precision AS pressure_setpoint_bar, flow_rate_m3h::double precision AS flow_rate_m3h, cop::double precision AS cop, vibration_mm_s::double precision AS vibration_mm_s$cols$,
     ARRAY['environmental_data_1hour'],
-$body$
-    INSERT INTO environmental_data_1hour AS r (bucket, machine_id, reading_count, sum_outdoor_temp_c, outdoor_temp_count, sum_indoor_temp_c, indoor_temp_count, sum_machine_temp_c, machine_temp_count, sum_humidity_percent, humidity_count, sum_pressure_bar, pressure_count, sum_pressure_setpoint_bar, pressure_setpoint_count, sum_flow_rate_m3h, flow_rate_count, sum_cop, cop_count, sum_vibration_mm_s, vibration_count, min_outdoor_temp_c, max_outdoor_temp_c, max_machine_temp_c, min_pressure_bar, max_pressure_bar, max_vibration_mm_s)
-    SELECT rollup_hour(ch.time) AS bucket,
-           ch.machine_id,
-           sum(ch.sign) AS reading_count,
-           coalesce(sum(ch.sign * ch.outdoor_temp_c), 0) AS sum_outdoor_temp_c,
-           coalesce(sum(ch.sign) FILTER (WHERE ch.outdoor_temp_c IS NOT NULL), 0) AS outdoor_temp_count,
-           coalesce(sum(ch.sign * ch.indoor_temp_c), 0) AS sum_indoor_temp_c,
-           coalesce(sum(ch.sign) FILTER (WHERE ch.indoor_temp_c IS NOT NULL), 0) AS indoor_temp_count,
-           coalesce(sum(ch.sign * ch.machine_temp_c), 0) AS sum_machine_temp_c,
-           coalesce(sum(ch.sign) FILTER (WHERE ch.machine_temp_c IS NOT NULL), 0) AS machine_temp_count,
-           coalesce(sum(ch.sign * ch.outdoor_humidity_percent), 0) AS sum_humidity_percent,
-           coalesce(sum(ch.sign) FILTER (WHERE ch.outdoor_humidity_percent IS NOT NULL), 0) AS humidity_count,
-           coalesce(sum(ch.sign * ch.pressure_bar), 0) AS sum_pressure_bar,
-           coalesce(sum(ch.sign) FILTER (WHERE ch.pressure_bar IS NOT NULL), 0) AS pressure_count,
-           coalesce(sum(ch.sign * ch.pressure_setpoint_bar), 0) AS sum_pressure_setpoint_bar,
-           coalesce(sum(ch.sign) FILTER (WHERE ch.pressure_setpoint_bar IS NOT NULL), 0) AS pressure_setpoint_count,
-           coalesce(sum(ch.sign * ch.flow_rate_m3h), 0) AS sum_flow_rate_m3h,
-           coalesce(sum(ch.sign) FILTER (WHERE ch.flow_rate_m3h IS NOT NULL), 0) AS flow_rate_count,
-           coalesce(sum(ch.sign * ch.cop), 0) AS sum_cop,
-           coalesce(sum(ch.sign) FILTER (WHERE ch.cop IS NOT NULL), 0) AS cop_count,
-           coalesce(sum(ch.sign * ch.vibration_mm_s), 0) AS sum_vibration_mm_s,
-           coalesce(sum(ch.sign) FILTER (WHERE ch.vibration_mm_s IS NOT NULL), 0) AS vibration_count,
-           min(ch.outdoor_temp_c) FILTER (WHERE ch.sign > 0) AS min_outdoor_temp_c,
-           max(ch.outdoor_temp_c) FILTER (WHERE ch.sign > 0) AS max_outdoor_temp_c,
-           max(ch.machine_temp_c) FILTER (WHERE ch.sign > 0) AS max_machine_temp_c,
-           min(ch.pressure_bar) FILTER (WHERE ch.sign > 0) AS min_pressure_bar,
-           max(ch.pressure_bar) FILTER (WHERE ch.sign > 0) AS max_pressure_bar,
-           max(ch.vibration_mm_s) FILTER (WHERE ch.sign > 0) AS max_vibration_mm_s
+$delta$
+    SELECT ch.machine_id,
+       rollup_hour(ch.time) AS bucket,
+       sum(ch.sign) AS reading_count,
+       coalesce(sum(ch.sign * ch.outdoor_temp_c), 0) AS sum_outdoor_temp_c,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.outdoor_temp_c IS NOT NULL), 0) AS outdoor_temp_count,
+       coalesce(sum(ch.sign * ch.indoor_temp_c), 0) AS sum_indoor_temp_c,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.indoor_temp_c IS NOT NULL), 0) AS indoor_temp_count,
+       coalesce(sum(ch.sign * ch.machine_temp_c), 0) AS sum_machine_temp_c,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.machine_temp_c IS NOT NULL), 0) AS machine_temp_count,
+       coalesce(sum(ch.sign * ch.outdoor_humidity_percent), 0) AS sum_humidity_percent,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.outdoor_humidity_percent IS NOT NULL), 0) AS humidity_count,
+       coalesce(sum(ch.sign * ch.pressure_bar), 0) AS sum_pressure_bar,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.pressure_bar IS NOT NULL), 0) AS pressure_count,
+       coalesce(sum(ch.sign * ch.pressure_setpoint_bar), 0) AS sum_pressure_setpoint_bar,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.pressure_setpoint_bar IS NOT NULL), 0) AS pressure_setpoint_count,
+       coalesce(sum(ch.sign * ch.flow_rate_m3h), 0) AS sum_flow_rate_m3h,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.flow_rate_m3h IS NOT NULL), 0) AS flow_rate_count,
+       coalesce(sum(ch.sign * ch.cop), 0) AS sum_cop,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.cop IS NOT NULL), 0) AS cop_count,
+       coalesce(sum(ch.sign * ch.vibration_mm_s), 0) AS sum_vibration_mm_s,
+       coalesce(sum(ch.sign) FILTER (WHERE ch.vibration_mm_s IS NOT NULL), 0) AS vibration_count,
+       min(ch.outdoor_temp_c) FILTER (WHERE ch.sign > 0) AS min_outdoor_temp_c,
+       max(ch.outdoor_temp_c) FILTER (WHERE ch.sign > 0) AS max_outdoor_temp_c,
+       max(ch.machine_temp_c) FILTER (WHERE ch.sign > 0) AS max_machine_temp_c,
+       min(ch.pressure_bar) FILTER (WHERE ch.sign > 0) AS min_pressure_bar,
+       max(ch.pressure_bar) FILTER (WHERE ch.sign > 0) AS max_pressure_bar,
+       max(ch.vibration_mm_s) FILTER (WHERE ch.sign > 0) AS max_vibration_mm_s,
+       bool_or(ch.sign > 0) AS added,
+       bool_or(ch.sign < 0) AS removed
     FROM ({changes}) ch JOIN machines m ON m.id = ch.machine_id
-    GROUP BY ch.machine_id, rollup_hour(ch.time)
-    ORDER BY ch.machine_id, rollup_hour(ch.time)
+    GROUP BY ch.machine_id, rollup_hour(ch.time)$delta$,
+$apply$
+    INSERT INTO environmental_data_1hour AS r (bucket, machine_id, reading_count, sum_outdoor_temp_c, outdoor_temp_count, sum_indoor_temp_c, indoor_temp_count, sum_machine_temp_c, machine_temp_count, sum_humidity_percent, humidity_count, sum_pressure_bar, pressure_count, sum_pressure_setpoint_bar, pressure_setpoint_count, sum_flow_rate_m3h, flow_rate_count, sum_cop, cop_count, sum_vibration_mm_s, vibration_count, min_outdoor_temp_c, max_outdoor_temp_c, max_machine_temp_c, min_pressure_bar, max_pressure_bar, max_vibration_mm_s)
+    SELECT d.bucket, d.machine_id, d.reading_count, d.sum_outdoor_temp_c, d.outdoor_temp_count, d.sum_indoor_temp_c, d.indoor_temp_count, d.sum_machine_temp_c, d.machine_temp_count, d.sum_humidity_percent, d.humidity_count, d.sum_pressure_bar, d.pressure_count, d.sum_pressure_setpoint_bar, d.pressure_setpoint_count, d.sum_flow_rate_m3h, d.flow_rate_count, d.sum_cop, d.cop_count, d.sum_vibration_mm_s, d.vibration_count, d.min_outdoor_temp_c, d.max_outdoor_temp_c, d.max_machine_temp_c, d.min_pressure_bar, d.max_pressure_bar, d.max_vibration_mm_s
+    FROM {deltas} d
+    ORDER BY d.machine_id, d.bucket
     ON CONFLICT (machine_id, bucket) DO UPDATE SET
         reading_count = r.reading_count + excluded.reading_count,
         sum_outdoor_temp_c = rollup_add(r.sum_outdoor_temp_c, r.outdoor_temp_count, excluded.sum_outdoor_temp_c, excluded.outdoor_temp_count),
@@ -651,9 +745,7 @@ $body$
         max_vibration_mm_s = greatest(r.max_vibration_mm_s, excluded.max_vibration_mm_s);
 
     IF NOT {is_insert} THEN
-        WITH removed AS (
-            SELECT DISTINCT ch.machine_id, rollup_hour(ch.time) AS bucket FROM ({changes}) ch WHERE ch.sign < 0
-        )
+        -- Minima and maxima of hours that lost readings, from the raw rows.
         UPDATE environmental_data_1hour r SET
             min_outdoor_temp_c = x.min_outdoor_temp_c,
             max_outdoor_temp_c = x.max_outdoor_temp_c,
@@ -661,22 +753,20 @@ $body$
             min_pressure_bar = x.min_pressure_bar,
             max_pressure_bar = x.max_pressure_bar,
             max_vibration_mm_s = x.max_vibration_mm_s
-        FROM (SELECT rm.machine_id, rm.bucket,
-                     min(e.outdoor_temp_c)::double precision AS min_outdoor_temp_c,
-                     max(e.outdoor_temp_c)::double precision AS max_outdoor_temp_c,
-                     max(e.machine_temp_c)::double precision AS max_machine_temp_c,
-                     min(e.pressure_bar)::double precision AS min_pressure_bar,
-                     max(e.pressure_bar)::double precision AS max_pressure_bar,
-                     max(e.vibration_mm_s)::double precision AS max_vibration_mm_s
-              FROM removed rm JOIN environmental_data e
-                ON e.machine_id = rm.machine_id AND e.time >= rm.bucket AND e.time < rm.bucket + interval '1 hour'
-              GROUP BY rm.machine_id, rm.bucket) x
-        WHERE r.machine_id = x.machine_id AND r.bucket = x.bucket;
-        DELETE FROM environmental_data_1hour r
-        USING (SELECT DISTINCT ch.machine_id, rollup_hour(ch.time) AS bucket FROM ({changes}) ch WHERE ch.sign < 0) rm
-        WHERE r.machine_id = rm.machine_id AND r.bucket = rm.bucket AND r.reading_count <= 0;
+        FROM {deltas} rm CROSS JOIN LATERAL (
+            SELECT min(e.outdoor_temp_c)::double precision AS min_outdoor_temp_c,
+                   max(e.outdoor_temp_c)::double precision AS max_outdoor_temp_c,
+                   max(e.machine_temp_c)::double precision AS max_machine_temp_c,
+                   min(e.pressure_bar)::double precision AS min_pressure_bar,
+                   max(e.pressure_bar)::double precision AS max_pressure_bar,
+                   max(e.vibration_mm_s)::double precision AS max_vibration_mm_s
+            FROM environmental_data e
+            WHERE e.machine_id = rm.machine_id AND e.time >= rm.bucket AND e.time < rm.bucket + interval '1 hour') x
+        WHERE rm.removed AND r.machine_id = rm.machine_id AND r.bucket = rm.bucket;
+        DELETE FROM environmental_data_1hour r USING {deltas} rm
+        WHERE rm.removed AND r.machine_id = rm.machine_id AND r.bucket = rm.bucket AND r.reading_count <= 0;
     END IF;
-$body$);
+$apply$);
 
 -- rollup_rebuild recomputes every rollup from the raw tables: used once below
 -- for the data an adopted database already holds, and by an operator after
