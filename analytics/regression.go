@@ -389,6 +389,16 @@ func (m *Model) Predict(x []float64) (yhat, se float64) {
 	return yhat, m.Sigma * math.Sqrt(1+1/float64(m.N)+q)
 }
 
+// Fitted returns the fitted value Intercept + Σ Coef[j]·x[j] (Predict
+// without the standard error).
+func (m *Model) Fitted(x []float64) float64 {
+	y := m.Intercept
+	for j, c := range m.Coef {
+		y += c * x[j]
+	}
+	return y
+}
+
 // CoefSE returns the standard errors of the intercept and of each
 // coefficient: Var(β) = σ²·C_xx⁻¹ and Var(b₀) = σ²·(1/n + x̄ᵀC_xx⁻¹x̄).
 func (m *Model) CoefSE() (intercept float64, coef []float64) {

@@ -263,6 +263,11 @@ func TestIncrementalEqualsBatch(t *testing.T) {
 		t.Fatalf("n incremental %d, batch %d, rows %d", mi.N, mb.N, len(live))
 	}
 	const tol = 1e-8
+	worst := math.Abs(mi.Intercept-mb.Intercept) / math.Abs(mb.Intercept)
+	for j := range cols {
+		worst = math.Max(worst, math.Abs(mi.Coef[j]-mb.Coef[j])/math.Abs(mb.Coef[j]))
+	}
+	t.Logf("%d rows left; largest relative difference of a coefficient: %.2g", len(live), worst)
 	relClose(t, "intercept", mi.Intercept, mb.Intercept, tol)
 	for j := range cols {
 		relClose(t, cols[j], mi.Coef[j], mb.Coef[j], tol)

@@ -186,8 +186,7 @@ func Report(m *Model, in ReportInput) FitReport {
 	var sumRes, sumAbs, sumSq, sumLag float64
 	prev := math.NaN()
 	for i, x := range in.X {
-		yhat, _ := m.Predict(x)
-		e := in.Y[i] - yhat
+		e := in.Y[i] - m.Fitted(x)
 		sumRes += e
 		sumAbs += math.Abs(e)
 		sumSq += e * e
