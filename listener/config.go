@@ -42,8 +42,15 @@ type Config struct {
 	Concurrency int
 
 	// BatchSize is how many events (each of a different machine) one claim
-	// leases. Default 4 × Concurrency.
+	// leases. Default 64, and at least Concurrency.
 	BatchSize int
+
+	// LeaseDuration is how long a claimed event or training request stays
+	// leased without renewal. The worker renews its leases every third of
+	// it while it holds them, so a worker that dies (killed, partitioned)
+	// holds its events for at most this long before another claims them.
+	// Default 30 s.
+	LeaseDuration time.Duration
 
 	// MaxAttempts is how many times an event or a training request is tried
 	// before it is parked (events) or failed (requests) with its error
@@ -55,12 +62,10 @@ type Config struct {
 	Backoff func(attempt int) time.Duration
 
 	// HandlerTimeout bounds one event's handlers (their context is cancelled
-	// after it). Default 1 min. An event's lease lasts long enough for it to
-	// wait its turn in a batch and run: HandlerTimeout × (BatchSize/Concurrency + 1).
+	// after it). Default 1 min.
 	HandlerTimeout time.Duration
 
-	// TrainTimeout bounds one training request; it is also the request's
-	// lease. Default 10 min.
+	// TrainTimeout bounds one training request. Default 10 min.
 	TrainTimeout time.Duration
 
 	// ReconnectDelay is how long the listener waits before reconnecting
@@ -129,14 +134,16 @@ func (c *Config) applyDefaults() error {
 		c.Concurrency = 4
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 4 * c.Concurrency
+		c.BatchSize = 64
 	}
+	c.BatchSize = max(c.BatchSize, c.Concurrency)
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
 	}
 	if c.Backoff == nil {
 		c.Backoff = DefaultBackoff
 	}
+	def(&c.LeaseDuration, 30*time.Second)
 	def(&c.HandlerTimeout, time.Minute)
 	def(&c.TrainTimeout, 10*time.Minute)
 	def(&c.ReconnectDelay, 2*time.Second)
@@ -151,13 +158,6 @@ func (c *Config) applyDefaults() error {
 		c.ApplicationName = "enms-analytics-listener"
 	}
 	return nil
-}
-
-// eventLease is how long a claimed event stays leased: long enough to wait
-// for its turn in the batch and run to its timeout.
-func (c *Config) eventLease() time.Duration {
-	rounds := (c.BatchSize + c.Concurrency - 1) / c.Concurrency
-	return c.HandlerTimeout * time.Duration(rounds+1)
 }
 
 // DefaultBackoff is 1 s × 2^(attempt−1), at most 5 minutes.

@@ -19,6 +19,7 @@ const storeTimeout = 10 * time.Second
 // timer or the poll ticker, and feeds Concurrency handler goroutines.
 func (w *Worker) runEvents(ctx, hctx context.Context) {
 	work := make(chan triggers.Event)
+	succeeded := make(chan triggers.Event, w.cfg.BatchSize)
 	completed := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	for range w.cfg.Concurrency {
@@ -26,11 +27,19 @@ func (w *Worker) runEvents(ctx, hctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for ev := range work {
-				w.processEvent(ctx, hctx, ev)
-				wake(completed)
+				if w.processEvent(ctx, hctx, ev) {
+					succeeded <- ev
+				} else {
+					wake(completed)
+				}
 			}
 		}()
 	}
+	completerDone := make(chan struct{})
+	go func() {
+		defer close(completerDone)
+		w.completeEvents(hctx, succeeded, completed)
+	}()
 
 	poll := time.NewTicker(w.cfg.PollInterval)
 	defer poll.Stop()
@@ -40,7 +49,7 @@ func (w *Worker) runEvents(ctx, hctx context.Context) {
 		if len(queue) == 0 && dirty && ctx.Err() == nil {
 			dirty = false
 			epoch := w.listenEpoch.Load()
-			evs, err := w.st.ClaimEvents(ctx, w.cfg.Name, w.cfg.BatchSize, w.cfg.eventLease())
+			evs, err := w.st.ClaimEvents(ctx, w.cfg.Name, w.cfg.BatchSize, w.cfg.LeaseDuration)
 			switch {
 			case err != nil && ctx.Err() == nil:
 				w.log.Warn("claim events failed; retrying at the next wake-up or poll", "err", err)
@@ -63,6 +72,8 @@ func (w *Worker) runEvents(ctx, hctx context.Context) {
 			close(work)
 			w.releaseEvents(hctx, queue)
 			wg.Wait()
+			close(succeeded)
+			<-completerDone
 			return
 		case send <- next:
 			queue = queue[1:]
@@ -92,10 +103,46 @@ func (w *Worker) releaseEvents(hctx context.Context, evs []triggers.Event) {
 	}
 }
 
-// processEvent runs the handlers of one event and records the outcome:
-// done, retry after backoff, or parked after MaxAttempts. An event that a
-// shutdown interrupted is released, not counted as failed.
-func (w *Worker) processEvent(ctx, hctx context.Context, ev triggers.Event) {
+// completeEvents marks handled events done, batching whatever has queued up
+// while the previous batch was written (so a lone event is written at once
+// and a burst in few statements), then wakes the claim loop: the machines
+// of the batch may have their next event ready.
+func (w *Worker) completeEvents(hctx context.Context, succeeded <-chan triggers.Event, completed chan struct{}) {
+	const maxBatch = 500
+	for ev := range succeeded {
+		batch := []triggers.Event{ev}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case ev, ok := <-succeeded:
+				if !ok {
+					break more
+				}
+				batch = append(batch, ev)
+			default:
+				break more
+			}
+		}
+		sctx, cancel := context.WithTimeout(hctx, storeTimeout)
+		err := w.st.CompleteEvents(sctx, w.cfg.Name, batch)
+		cancel()
+		if err != nil {
+			w.log.Warn("record events done; they will be handled again when their lease expires", "events", len(batch), "err", err)
+		} else {
+			for _, ev := range batch {
+				w.metrics.processed.WithLabelValues(string(ev.Kind)).Inc()
+				w.metrics.latency.Observe(max(time.Since(ev.CreatedAt).Seconds(), 0))
+			}
+		}
+		wake(completed)
+	}
+}
+
+// processEvent runs the handlers of one event and reports whether they all
+// succeeded (the caller then marks it done). Otherwise it records the
+// outcome itself: retry after backoff, or parked after MaxAttempts; an event
+// that a shutdown interrupted is released, not counted as failed.
+func (w *Worker) processEvent(ctx, hctx context.Context, ev triggers.Event) bool {
 	kind := string(ev.Kind)
 	var err error
 	switch {
@@ -106,36 +153,31 @@ func (w *Worker) processEvent(ctx, hctx context.Context, ev triggers.Event) {
 			err = w.runHandlers(hctx, ev)
 		}
 	}
+	if err == nil {
+		return true
+	}
 	sctx, cancel := context.WithTimeout(hctx, storeTimeout)
 	defer cancel()
-	if err == nil {
-		if err := w.st.CompleteEvents(sctx, w.cfg.Name, []int64{ev.ID}); err != nil {
-			w.log.Warn("record event done; it will be handled again", "event", ev.ID, "err", err)
-			return
-		}
-		w.metrics.processed.WithLabelValues(kind).Inc()
-		w.metrics.latency.Observe(max(time.Since(ev.CreatedAt).Seconds(), 0))
-		return
-	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		w.releaseEvents(hctx, []triggers.Event{ev})
-		return
+		return false
 	}
 	park := ev.Attempt >= w.cfg.MaxAttempts || ev.Validate() != nil
 	backoff := w.cfg.Backoff(ev.Attempt)
 	if ferr := w.st.FailEvent(sctx, w.cfg.Name, ev.ID, err.Error(), backoff, park); ferr != nil {
 		w.log.Warn("record event failure; its lease will expire instead", "event", ev.ID, "err", ferr)
-		return
+		return false
 	}
 	w.metrics.failed.WithLabelValues(kind).Inc()
 	if park {
 		w.metrics.parked.WithLabelValues(kind).Inc()
 		w.log.Error("event parked", "event", ev.ID, "kind", kind, "machine_id", ev.MachineID, "attempts", ev.Attempt, "err", err)
-		return
+		return false
 	}
 	w.log.Warn("event failed; will retry", "event", ev.ID, "kind", kind, "machine_id", ev.MachineID,
 		"attempt", ev.Attempt, "retry_in", backoff, "err", err)
 	time.AfterFunc(backoff, func() { wake(w.eventWake) })
+	return false
 }
 
 // runHandlers calls the handlers of the event's kind in order, each under

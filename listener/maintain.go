@@ -69,3 +69,20 @@ func (w *Worker) refreshGauges(ctx context.Context) {
 		w.metrics.trainPending.Set(float64(n))
 	}
 }
+
+// renewLeases extends this worker's leases every third of LeaseDuration
+// until ctx is done.
+func (w *Worker) renewLeases(ctx context.Context) {
+	t := time.NewTicker(w.cfg.LeaseDuration / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := w.st.RenewLeases(ctx, w.cfg.Name, w.cfg.LeaseDuration); err != nil && ctx.Err() == nil {
+			w.log.Warn("renew leases", "err", err)
+		}
+	}
+}

@@ -22,7 +22,7 @@ func (w *Worker) runTraining(ctx, hctx context.Context, train TrainHandler) {
 		for dirty && ctx.Err() == nil {
 			dirty = false
 			epoch := w.listenEpoch.Load()
-			reqs, err := w.st.ClaimTrainRequests(ctx, w.cfg.Name, 1, w.cfg.TrainTimeout)
+			reqs, err := w.st.ClaimTrainRequests(ctx, w.cfg.Name, 1, w.cfg.LeaseDuration)
 			if err != nil {
 				if ctx.Err() == nil {
 					w.log.Warn("claim training requests failed; retrying at the next wake-up or poll", "err", err)

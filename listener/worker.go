@@ -106,8 +106,10 @@ type Worker struct {
 	sweepNotice sync.Once // logs a missing sweeper function once
 }
 
-// New returns a worker. It registers the worker's own handlers, which keep
-// analytics_machine_state up to date (last closed hour, last status).
+// New returns a worker. Whatever handlers are registered, the worker keeps
+// analytics_machine_state (last closed hour, last status) up to date as it
+// marks events done, in the same statement, so the pipeline is observable by
+// SQL before any analytics exist.
 func New(cfg Config) (*Worker, error) {
 	if err := cfg.applyDefaults(); err != nil {
 		return nil, err
@@ -127,8 +129,6 @@ func New(cfg Config) (*Worker, error) {
 		pingEcho:  make(chan struct{}, 1),
 		ready:     make(chan struct{}),
 	}
-	w.Handle(triggers.KindHourClosed, w.recordHourClosed)
-	w.Handle(triggers.KindStatusChanged, w.recordStatus)
 	return w, nil
 }
 
@@ -201,8 +201,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		start(func() { w.runTraining(ctx, hctx, train) })
 	}
 	start(func() { w.maintain(ctx) })
+	// Leases are renewed until the last handler has finished, shutdown
+	// included, so no other worker takes over an event still running here.
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		w.renewLeases(hctx)
+	}()
 	wg.Wait()
 	hcancel()
+	<-renewed
 	w.connected.Store(false)
 	w.metrics.connected.Set(0)
 	w.log.Info("worker stopped")
@@ -252,20 +260,6 @@ func (w *Worker) markDrained(loopDone *bool, epochAtClaim int64) {
 	if w.readyParts.Add(1) >= w.readyNeed {
 		w.readyOnce.Do(func() { close(w.ready) })
 	}
-}
-
-// recordHourClosed is the worker's own hour_closed handler.
-func (w *Worker) recordHourClosed(ctx context.Context, ev triggers.Event) error {
-	return w.st.RecordHourClosed(ctx, ev.MachineID, ev.Bucket)
-}
-
-// recordStatus is the worker's own status_changed handler.
-func (w *Worker) recordStatus(ctx context.Context, ev triggers.Event) error {
-	sc, err := ev.StatusChange()
-	if err != nil {
-		return err
-	}
-	return w.st.RecordStatus(ctx, ev.MachineID, sc.NewMode, sc.NewRunning, sc.At)
 }
 
 // sleep waits d or until ctx is done, and reports whether ctx is still live.

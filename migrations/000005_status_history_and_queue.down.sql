@@ -8,3 +8,4 @@ DROP TRIGGER IF EXISTS analytics_machine_status_history ON machine_status;
 DROP FUNCTION IF EXISTS analytics_machine_status_trg();
 DROP FUNCTION IF EXISTS analytics_record_status(uuid, boolean, operating_mode, timestamptz);
 DROP TABLE IF EXISTS machine_status_history;
+DROP INDEX IF EXISTS analytics_events_claim_idx;

@@ -1,6 +1,14 @@
 -- Machine status history, the baseline training queue and the worker's
 -- per-machine state (DESIGN §3.3, §3.4).
 
+-- The worker's claim walks pending events in id order (store.ClaimEvents).
+-- The predicate's "run_after IS NOT NULL" (always true: the column is NOT
+-- NULL) keeps the claim's per-machine head lookup, which does not state it,
+-- on analytics_events_pending_idx (machine_id, id) even before the table has
+-- statistics; otherwise the planner may walk this index for every machine.
+CREATE INDEX analytics_events_claim_idx ON analytics_events (id)
+    WHERE done_at IS NULL AND parked_at IS NULL AND run_after IS NOT NULL;
+
 -- machine_status_history: when each machine was in which state. Intervals
 -- [valid_from, valid_to) of one machine are contiguous and never overlap;
 -- valid_to IS NULL marks the interval still in force. Appended by the trigger

@@ -27,37 +27,42 @@ var ErrSweepUnavailable = errors.New("analytics_close_stale_hours is not defined
 // seconds converts d for make_interval(secs => …).
 func seconds(d time.Duration) float64 { return d.Seconds() }
 
-// claimEventsSQL leases up to $1 events, at most one per machine: the oldest
-// pending event of each machine whose oldest pending event is neither leased
-// nor waiting for a retry. A machine with an event in flight is therefore
-// never claimed again until that event is done or parked, which keeps each
-// machine's events in order across any number of workers. The inner
+// claimEventsSQL leases up to $1 events, at most one per machine: pending
+// events, oldest first, that are neither leased nor waiting for a retry and
+// are the oldest pending event of their machine. A machine with an event in
+// flight (or in backoff) is therefore never claimed again until that event
+// is done or parked, which keeps each machine's events in order across any
+// number of workers. The walk in id order uses analytics_events_claim_idx,
+// and each "oldest of its machine" test is one probe of the (machine, id)
+// pending index (a correlated subquery, so the plan holds even before the
+// table has statistics): a claim costs about its batch, not the backlog.
 // FOR UPDATE SKIP LOCKED re-checks the lease on the newest row version, so
 // two workers never claim the same event.
+//
+// Order is the order of ids, which is commit order for events of one
+// machine when its writers serialise (the rollup triggers lock the
+// machine's hour state, the status trigger the machine's history).
 const claimEventsSQL = `
-WITH heads AS (
-    SELECT DISTINCT ON (machine_id) id, run_after, locked_until
-      FROM analytics_events
-     WHERE done_at IS NULL AND parked_at IS NULL
-     ORDER BY machine_id, id
-), ready AS (
-    SELECT id FROM heads
-     WHERE run_after <= now() AND (locked_until IS NULL OR locked_until < now())
-     ORDER BY id
-     LIMIT $1
-), locked AS (
+WITH ready AS (
     SELECT e.id FROM analytics_events e
-     WHERE e.id IN (SELECT id FROM ready)
-       AND e.done_at IS NULL AND e.parked_at IS NULL
+     WHERE e.done_at IS NULL AND e.parked_at IS NULL AND e.run_after IS NOT NULL
+       AND e.run_after <= now()
        AND (e.locked_until IS NULL OR e.locked_until < now())
+       AND e.id = (SELECT p.id FROM analytics_events p
+                    WHERE p.machine_id = e.machine_id
+                      AND p.done_at IS NULL AND p.parked_at IS NULL
+                    ORDER BY p.machine_id, p.id
+                    LIMIT 1)
+     ORDER BY e.id
+     LIMIT $1
      FOR UPDATE OF e SKIP LOCKED
 )
 UPDATE analytics_events e
    SET locked_until = now() + make_interval(secs => $2),
        locked_by = $3,
        attempts = e.attempts + 1
-  FROM locked
- WHERE e.id = locked.id
+  FROM ready
+ WHERE e.id = ready.id
 RETURNING e.id, e.kind, e.machine_id::text, e.bucket, e.payload, e.created_at, e.attempts`
 
 // ClaimEvents leases up to limit events for owner for the duration lease and
@@ -92,16 +97,88 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, limit int, lease 
 	return evs, nil
 }
 
-// CompleteEvents marks events done. Only events still leased by owner are
-// touched (a lease that expired and was taken over is left to its new holder).
-func (s *Store) CompleteEvents(ctx context.Context, owner string, ids []int64) error {
+// CompleteEvents marks events done and, in the same statement, brings
+// analytics_machine_state up to date from them: the latest closed hour of
+// each machine, and its status as of the latest status change. Only events
+// still leased by owner are touched (a lease that expired and was taken over
+// is left to its new holder, and its machine state with it).
+func (s *Store) CompleteEvents(ctx context.Context, owner string, evs []triggers.Event) error {
+	ids := make([]int64, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.ID
+	}
+	st := machineStates(evs)
 	_, err := s.pool.Exec(ctx, `
-		UPDATE analytics_events SET done_at = now(), locked_until = NULL
-		 WHERE id = ANY($1) AND locked_by = $2 AND done_at IS NULL`, ids, owner)
+		WITH done AS (
+			UPDATE analytics_events SET done_at = now(), locked_until = NULL
+			 WHERE id = ANY($1) AND locked_by = $2 AND done_at IS NULL
+			RETURNING id, machine_id
+		), state AS (
+			SELECT t.* FROM unnest($3::bigint[], $4::uuid[], $5::timestamptz[], $6::text[], $7::boolean[], $8::timestamptz[])
+			       AS t (event_id, machine_id, hour, mode, running, at)
+			 WHERE t.event_id IN (SELECT id FROM done)
+		), latest AS (
+			SELECT machine_id, max(hour) AS hour,
+			       (array_agg(mode ORDER BY at DESC NULLS LAST))[1] AS mode,
+			       (array_agg(running ORDER BY at DESC NULLS LAST))[1] AS running,
+			       max(at) AS at
+			  FROM state GROUP BY machine_id
+		)
+		INSERT INTO analytics_machine_state AS s (machine_id, last_closed_hour, last_status, last_running, last_status_at)
+		SELECT machine_id, hour, mode::operating_mode, running, at FROM latest
+		ON CONFLICT (machine_id) DO UPDATE SET
+		       last_closed_hour = greatest(s.last_closed_hour, excluded.last_closed_hour),
+		       last_status    = CASE WHEN excluded.last_status_at >= coalesce(s.last_status_at, '-infinity') THEN excluded.last_status ELSE s.last_status END,
+		       last_running   = CASE WHEN excluded.last_status_at >= coalesce(s.last_status_at, '-infinity') THEN excluded.last_running ELSE s.last_running END,
+		       last_status_at = greatest(s.last_status_at, excluded.last_status_at),
+		       updated_at = now()`,
+		ids, owner, st.eventIDs, st.machines, st.hours, st.modes, st.running, st.at)
 	if err != nil {
 		return fmt.Errorf("complete events: %w", unavailable(err))
 	}
 	return nil
+}
+
+// stateColumns are the per-event machine-state facts, as parallel arrays.
+type stateColumns struct {
+	eventIDs []int64
+	machines []string
+	hours    []*time.Time
+	modes    []*string
+	running  []*bool
+	at       []*time.Time
+}
+
+// machineStates extracts what each event says about its machine: a closed
+// hour, or a new status. Events that say neither (hour_revised) are left out.
+func machineStates(evs []triggers.Event) stateColumns {
+	var c stateColumns
+	for _, ev := range evs {
+		var hour, at *time.Time
+		var mode *string
+		var running *bool
+		switch ev.Kind {
+		case triggers.KindHourClosed:
+			h := ev.Bucket
+			hour = &h
+		case triggers.KindStatusChanged:
+			sc, err := ev.StatusChange()
+			if err != nil {
+				continue
+			}
+			m, r, a := string(sc.NewMode), sc.NewRunning, sc.At
+			mode, running, at = &m, &r, &a
+		default:
+			continue
+		}
+		c.eventIDs = append(c.eventIDs, ev.ID)
+		c.machines = append(c.machines, ev.MachineID)
+		c.hours = append(c.hours, hour)
+		c.modes = append(c.modes, mode)
+		c.running = append(c.running, running)
+		c.at = append(c.at, at)
+	}
+	return c
 }
 
 // FailEvent records a failed attempt of an event leased by owner: the error
@@ -130,6 +207,29 @@ func (s *Store) ReleaseEvents(ctx context.Context, owner string, ids []int64) er
 		 WHERE id = ANY($1) AND locked_by = $2 AND done_at IS NULL`, ids, owner)
 	if err != nil {
 		return fmt.Errorf("release events: %w", unavailable(err))
+	}
+	return nil
+}
+
+// RenewLeases extends every lease owner holds, on events and on training
+// requests, to lease from now.
+func (s *Store) RenewLeases(ctx context.Context, owner string, lease time.Duration) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE analytics_events SET locked_until = now() + make_interval(secs => $2)
+		 WHERE locked_by = $1 AND locked_until IS NOT NULL AND done_at IS NULL AND parked_at IS NULL`, owner, seconds(lease))
+	if err != nil {
+		return fmt.Errorf("renew event leases: %w", unavailable(err))
+	}
+	// A request being trained is row-locked by the trainer's transaction,
+	// which already keeps every other worker off it (their claims skip
+	// locked rows): skip it rather than wait for the training to end.
+	_, err = s.pool.Exec(ctx, `
+		UPDATE baseline_train_requests SET locked_until = now() + make_interval(secs => $2)
+		 WHERE id IN (SELECT id FROM baseline_train_requests
+		               WHERE locked_by = $1 AND status = 'running'
+		               FOR UPDATE SKIP LOCKED)`, owner, seconds(lease))
+	if err != nil {
+		return fmt.Errorf("renew training leases: %w", unavailable(err))
 	}
 	return nil
 }
@@ -228,40 +328,6 @@ func (s *Store) CloseStaleHours(ctx context.Context, grace time.Duration) (int, 
 		return 0, fmt.Errorf("close stale hours: %w", unavailable(err))
 	}
 	return n, nil
-}
-
-// RecordHourClosed notes in analytics_machine_state that the machine's hour
-// closed; last_closed_hour only moves forward.
-func (s *Store) RecordHourClosed(ctx context.Context, machineID string, hour time.Time) error {
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO analytics_machine_state AS s (machine_id, last_closed_hour)
-		VALUES ($1, $2)
-		ON CONFLICT (machine_id) DO UPDATE
-		   SET last_closed_hour = greatest(s.last_closed_hour, excluded.last_closed_hour),
-		       updated_at = now()`, machineID, hour)
-	if err != nil {
-		return fmt.Errorf("record closed hour: %w", unavailable(err))
-	}
-	return nil
-}
-
-// RecordStatus notes in analytics_machine_state the machine's status as of
-// at; an older status than the one recorded is ignored.
-func (s *Store) RecordStatus(ctx context.Context, machineID string, mode triggers.Mode, running bool, at time.Time) error {
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO analytics_machine_state AS s (machine_id, last_status, last_running, last_status_at)
-		VALUES ($1, $2::operating_mode, $3, $4)
-		ON CONFLICT (machine_id) DO UPDATE
-		   SET last_status = excluded.last_status,
-		       last_running = excluded.last_running,
-		       last_status_at = excluded.last_status_at,
-		       updated_at = now()
-		 WHERE s.last_status_at IS NULL OR s.last_status_at <= excluded.last_status_at`,
-		machineID, string(mode), running, at)
-	if err != nil {
-		return fmt.Errorf("record machine status: %w", unavailable(err))
-	}
-	return nil
 }
 
 // TrainStatus is the status of a training request.

@@ -127,7 +127,7 @@ func TestStatusChangeContract(t *testing.T) {
 	if sc.OldMode != nil || sc.OldRunning != nil || sc.NewMode != triggers.ModeRunning || !sc.NewRunning || !sc.At.Equal(t0) {
 		t.Errorf("first status change = %+v, want nothing → running at %s", sc, t0)
 	}
-	if err := store.New(pool).CompleteEvents(ctx, "contract-test", []int64{first.ID}); err != nil {
+	if err := store.New(pool).CompleteEvents(ctx, "contract-test", []triggers.Event{first}); err != nil {
 		t.Fatal(err)
 	}
 	evs, err = store.New(pool).ClaimEvents(ctx, "contract-test", 10, time.Minute)
