@@ -6,7 +6,8 @@
 // that hour (data time, never the wall clock), the next 24 hours hourly and
 // the next hour in 15-minute steps; when the hour closes a local day of the
 // factory, also the next 7 days. It then records the actuals of forecast
-// targets that have closed, which is what the accuracy view reads.
+// targets that have closed, which is what the accuracy view reads. Once a
+// day it deletes the machine's forecasts older than Config.Retention.
 //
 // Models are refitted once per UTC day of data time: the model used at
 // origin O is the one chosen and fitted on the history before the midnight
@@ -45,6 +46,10 @@ type Config struct {
 	DailyDays int
 	// ScoreLookback bounds how far back targets are scored (8 days).
 	ScoreLookback time.Duration
+	// Retention is how long forecasts (and so the accuracy record) are kept,
+	// by target bucket in data time; older rows are deleted once a day, at
+	// the machine's local midnight (90 days). Negative: kept forever.
+	Retention time.Duration
 }
 
 // Service issues forecasts. It is safe for concurrent use; calls for one
@@ -86,6 +91,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.ScoreLookback <= 0 {
 		cfg.ScoreLookback = 8 * 24 * time.Hour
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = 90 * 24 * time.Hour
 	}
 	return &Service{cfg: cfg, machines: map[string]*machineState{}}
 }
@@ -179,6 +187,11 @@ func (s *Service) HourClosed(ctx context.Context, machineID string, hour time.Ti
 			return fmt.Errorf("forecast %s daily at %s: %w", machineID, origin.Format(time.RFC3339), err)
 		}
 		rows = append(rows, r...)
+		if s.cfg.Retention > 0 {
+			if _, err := s.cfg.Store.PruneForecasts(ctx, machineID, origin.Add(-s.cfg.Retention)); err != nil {
+				return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
+			}
+		}
 	}
 	if err := s.cfg.Store.SaveForecasts(ctx, rows, machineID, m.tz, origin.Add(-s.cfg.ScoreLookback), origin); err != nil {
 		return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)

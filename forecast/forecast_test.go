@@ -490,7 +490,8 @@ func BenchmarkColdFit(b *testing.B) {
 // closes — 05:00 UTC — and its targets are the next seven local midnights.
 // The third, Sunday 2026-03-08, is the US change to summer time and lasts
 // 23 hours, so its predicted_kw is predicted_kwh / 23; the others / 24. The
-// hour ending at UTC midnight issues no daily forecast.
+// hour ending at UTC midnight issues no daily forecast. Closing the local
+// day also prunes forecasts past the retention.
 func TestDailyForecastInFactoryTime(t *testing.T) {
 	t.Parallel()
 	pool, st := fixture(t)
@@ -509,8 +510,25 @@ func TestDailyForecastInFactoryTime(t *testing.T) {
 		t.Errorf("at UTC midnight: %d rows, want 24 + 4 (no daily)", got.n)
 	}
 	nyMidnight := utcMidnight.Add(5 * time.Hour)
+	// A forecast whose target is 91 days before this midnight is past the
+	// default 90-day retention and is deleted when the local day closes; one
+	// 89 days before is kept.
+	for _, age := range []int{91, 89} {
+		o := nyMidnight.Add(-time.Duration(age) * 24 * time.Hour)
+		if err := st.UpsertForecasts(ctx, []store.ForecastRow{{MachineID: machineID, Origin: o, TargetBucket: o,
+			Resolution: store.Resolution1Hour, Horizon: 1, Model: "old"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := svc.HourClosed(ctx, machineID, nyMidnight.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
+	}
+	var old int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM energy_forecasts WHERE model = 'old'`).Scan(&old); err != nil {
+		t.Fatal(err)
+	}
+	if old != 1 {
+		t.Errorf("%d old forecasts left, want 1 (the 89-day one)", old)
 	}
 	days, err := st.ForecastsAt(ctx, machineID, store.Resolution1Day, nyMidnight)
 	if err != nil {

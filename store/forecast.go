@@ -459,3 +459,13 @@ func (s *Store) SaveForecasts(ctx context.Context, rows []ForecastRow, machineID
 	}
 	return nil
 }
+
+// PruneForecasts deletes the machine's forecasts whose target bucket starts
+// before before, and returns how many it deleted.
+func (s *Store) PruneForecasts(ctx context.Context, machineID string, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM energy_forecasts WHERE machine_id = $1 AND target_bucket < $2`, machineID, before)
+	if err != nil {
+		return 0, fmt.Errorf("prune forecasts of %s: %w", machineID, unavailable(err))
+	}
+	return tag.RowsAffected(), nil
+}
