@@ -63,6 +63,9 @@ func bunrouterPath(p string) string {
 			b.WriteString(seg)
 		}
 	}
+	if strings.HasSuffix(p, "/") && b.Len() > 0 { // /api/v1/ui/ keeps its slash: relative URLs resolve under it
+		b.WriteByte('/')
+	}
 	return b.String()
 }
 

@@ -1,0 +1,48 @@
+// KPI cards for the picked machine (kpi/all) and its factory
+// (kpi/factory/{id}) over the chosen window.
+import { api, picker, start, showError, $, fmt, pct, card, hourFloor, daysAgo } from './common.js';
+
+let machine = null;
+
+function windowOf() { const end = hourFloor(); return { start: daysAgo(+$('#k-days').value, end).toISOString(), end: end.toISOString() }; }
+
+async function loadMachine() {
+  const w = windowOf();
+  const { data } = await api('kpi/all', { params: { machine_id: machine.id, ...w } });
+  const k = data.kpis, t = data.totals;
+  $('#machine-title').textContent = `Machine: ${data.machine_name} (${data.machine_type}), ${fmt(data.time_period.hours, 0)} h`;
+  $('#machine-cards').replaceChildren(
+    card('Energy', fmt(t.total_energy_kwh, 1), 'kWh', 'total_energy_kwh'),
+    card('SEC', fmt(k.sec.value, 4), k.sec.unit, 'sec'),
+    card('Peak demand', fmt(k.peak_demand.value, 1), k.peak_demand.unit, 'peak_demand'),
+    card('Average power', fmt(t.avg_power_kw, 1), 'kW', 'avg_power_kw'),
+    card('Load factor', pct(k.load_factor.percent), 'average / peak power', 'load_factor'),
+    card('Energy cost', fmt(k.energy_cost.value, 2), k.energy_cost.currency, 'energy_cost'),
+    card('Cost per unit', fmt(k.energy_cost.cost_per_unit, 4), k.energy_cost.currency + '/unit', 'cost_per_unit'),
+    card('CO₂', fmt(k.carbon_intensity.value, 1), k.carbon_intensity.unit, 'carbon'),
+    card('CO₂ per unit', fmt(k.carbon_intensity.co2_per_unit, 4), 'kg/unit', 'co2_per_unit'),
+    card('Production', fmt(t.total_production_units, 0), 'units', 'production'));
+}
+
+async function loadFactory() {
+  const w = windowOf();
+  const { data } = await api('kpi/factory/' + machine.factory_id, { params: w });
+  $('#factory-title').textContent = `Factory: ${data.factory_name}`;
+  $('#factory-cards').replaceChildren(
+    card('Machines', `${data.active_machines} / ${data.machine_count}`, 'active / all', 'machines'),
+    card('Energy', fmt(data.total_energy_kwh, 1), 'kWh', 'factory_energy'),
+    card('Energy cost', fmt(data.total_cost, 2), '', 'factory_cost'),
+    card('CO₂', fmt(data.total_co2_kg, 1), 'kg', 'factory_co2'),
+    card('Average load factor', data.avg_load_factor === null ? '—' : pct(data.avg_load_factor * 100), '', 'factory_load_factor'));
+}
+
+async function reload() {
+  showError(null);
+  if (!machine) return;
+  await Promise.all([loadMachine(), loadFactory()]);
+}
+
+start(async () => {
+  $('#k-days').addEventListener('change', () => reload().catch(showError));
+  await picker(async m => { machine = m; await reload().catch(showError); });
+});
