@@ -354,8 +354,8 @@ $$;
 -- DELETE) with transition tables. Each turns its statement into signed
 -- changes — inserted rows +1, deleted rows −1, updated rows −old +new, and
 -- only the readings whose rollup-relevant values changed, so an identical
--- re-send costs nothing — aggregates them in one pass into net deltas per machine
--- and bucket, and applies those few rows to each rollup:
+-- re-send costs nothing — aggregates them in one pass into net deltas per
+-- machine and bucket, and applies those few rows to each rollup:
 --   * counts and sums are added (INSERT … SELECT … ON CONFLICT DO UPDATE),
 --     so they are exact whatever the order, lateness or batching;
 --   * minima and maxima take least/greatest of the new values; only where
