@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/enms/enms-analytics/internal/testdb"
 	"github.com/enms/enms-analytics/store"
 )
@@ -32,8 +34,25 @@ var benchEnd = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func benchPlant(b *testing.B) (*Server, []string) {
 	b.Helper()
-	pool := testdb.New(b)
 	ctx := context.Background()
+	pcfg, err := pgxpool.ParseConfig(testdb.URL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// ENMS_BENCH_PLAN_CACHE_MODE (auto, force_generic_plan, force_custom_plan)
+	// measures the effect of PostgreSQL's plan cache on the KPI functions.
+	if mode := os.Getenv("ENMS_BENCH_PLAN_CACHE_MODE"); mode != "" {
+		pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = mode
+	}
+	// ENMS_BENCH_POOL_MAX_CONNS sizes the pool (default: pgxpool's, max(4, CPUs)).
+	if n, err := strconv.Atoi(os.Getenv("ENMS_BENCH_POOL_MAX_CONNS")); err == nil && n > 0 {
+		pcfg.MaxConns = int32(n)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
 	if _, err := pool.Exec(ctx, `INSERT INTO factories (id, name) VALUES ($1, 'Bench Plant')`, plantID); err != nil {
 		b.Fatal(err)
 	}
