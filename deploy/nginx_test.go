@@ -230,11 +230,9 @@ error_log %[2]s/error.log info;
 events { worker_connections 256; }
 http {
     access_log %[2]s/access.log;
-    client_body_temp_path %[2]s/body;
-    proxy_temp_path %[2]s/proxy;
-    include %[3]s;
+%[4]s    include %[3]s;
 }
-`, user, dir, sitePath)
+`, user, dir, sitePath, tempPaths(t, dir))
 	mainPath := filepath.Join(dir, "nginx.conf")
 	for p, c := range map[string]string{sitePath: conf, mainPath: main} {
 		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
@@ -288,6 +286,26 @@ func waitListening(t *testing.T, addr string, exited <-chan error, dir string) {
 		case <-tick.C:
 		}
 	}
+}
+
+// tempPaths points every temporary directory this nginx was built with
+// (nginx -V: --http-client-body-temp-path=…, --http-proxy-temp-path=…) into
+// dir, so nginx needs no write access to /var/lib/nginx.
+func tempPaths(t *testing.T, dir string) string {
+	t.Helper()
+	out, err := exec.Command(nginxBinary, "-V").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nginx -V: %v\n%s", err, out)
+	}
+	var b strings.Builder
+	for _, m := range regexp.MustCompile(`--http-([a-z-]+)-temp-path=`).FindAllStringSubmatch(string(out), -1) {
+		name := strings.ReplaceAll(m[1], "-", "_")
+		fmt.Fprintf(&b, "    %s_temp_path %s;\n", name, filepath.Join(dir, name))
+	}
+	if !strings.Contains(b.String(), "proxy_temp_path") {
+		fmt.Fprintf(&b, "    proxy_temp_path %s;\n", filepath.Join(dir, "proxy"))
+	}
+	return b.String()
 }
 
 func freePort(t *testing.T) int {
