@@ -129,6 +129,7 @@ func (s *Server) finish(rec *statusRecorder, r *nethttp.Request, info *requestIn
 		"request_id", info.id, "method", r.Method, "path", r.URL.Path, "route", route,
 		"query", r.URL.RawQuery, "status", rec.status, "bytes", rec.bytes,
 		"duration_ms", float64(elapsed.Microseconds())/1000, "remote_addr", r.RemoteAddr,
+		"forwarded_for", r.Header.Get("X-Forwarded-For"),
 		"user_agent", r.UserAgent())
 }
 
