@@ -40,13 +40,17 @@ func setup(t testing.TB, cfg func(*Config)) *bundle {
 
 // startWorker runs the real event worker with the service's trainer and
 // stops it when the test ends.
-func (b *bundle) startWorker(t testing.TB) *listener.Worker {
+// register, when given, adds handlers before the worker runs.
+func (b *bundle) startWorker(t testing.TB, register ...func(*listener.Worker)) *listener.Worker {
 	t.Helper()
 	w, err := listener.New(listener.Config{Store: b.st, PollInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.HandleTrain(b.svc.TrainHandler())
+	for _, r := range register {
+		r(w)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()

@@ -377,3 +377,8 @@ func TestRollingFallsBackWhenActiveDriversUncovered(t *testing.T) {
 			r.state.DriversChosenAt, r.stats.N(), rows[8*24].hour)
 	}
 }
+
+// fitHoursFor fits drivers over a machine's window (test helper over fitRequest).
+func (s *Service) fitHoursFor(ctx context.Context, m string, drivers []string, start, end time.Time) (*fitted, error) {
+	return s.fitRequest(ctx, store.TrainRequest{MachineID: m, Drivers: drivers, TrainingStart: &start, TrainingEnd: &end})
+}
