@@ -138,15 +138,21 @@ func TestTrainOutcomes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer listen.Close(ctx)
 	if _, err := listen.Exec(ctx, "LISTEN "+string(triggers.ChannelTrainDone)); err != nil {
 		t.Fatal(err)
 	}
+	lctx, stopListening := context.WithCancel(ctx)
+	listening := make(chan struct{})
+	defer func() {
+		stopListening()
+		<-listening
+		listen.Close(ctx)
+	}()
 	go func() {
+		defer close(listening)
 		for {
-			n, err := listen.WaitForNotification(ctx)
+			n, err := listen.WaitForNotification(lctx)
 			if err != nil {
-				close(finished)
 				return
 			}
 			finished <- n.Payload
