@@ -42,7 +42,7 @@ commands:
   simulate [flags]      write simulated telemetry: backfill (--days N | --from T [--to T]) and/or --live
                         [--speed X]; --machines a,b --seed N --incident-rate R --step D --seed-plant
   dev [flags]           make run: embedded PostgreSQL, demo plant, 60 days of history, live simulation, serve
-                        (--days 60 --seed 1 --speed 1 --incident-rate R --history-step 1m)
+                        (--days 60 --seed 1 --speed 1 --incident-rate R --history-step 1m --archive-step 5m)
   help                  this text
 
 Configuration is read from the environment; see README.md.
