@@ -98,3 +98,38 @@ func TestDatabaseUnreachable(t *testing.T) {
 		wantError(t, name+": machines", status, b, 503, CodeUnavailable)
 	}
 }
+
+// TestConnectionKilled: when PostgreSQL terminates the API's connection (a
+// restart, an administrator), the request in flight gets 503, not 500, and
+// the next request is served on a fresh connection.
+func TestConnectionKilled(t *testing.T) {
+	t.Parallel()
+	url := testdb.URL(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	// Never ping on acquire: the query itself must meet the dead connection.
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	seed(t, pool)
+	f := serveStore(t, pool)
+	var pid int
+	if err := pool.QueryRow(t.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	admin := testdb.Pool(t, url)
+	if _, err := admin.Exec(t.Context(), `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	status, b := f.get(t, "/api/v1/machines")
+	wantError(t, "killed connection", status, b, 503, CodeUnavailable)
+	if status, b := f.get(t, "/api/v1/machines"); status != 200 {
+		t.Errorf("after reconnecting: %d %v", status, b)
+	}
+}
