@@ -247,7 +247,7 @@ func describeExcluded(ex map[Exclusion]int) string {
 	if n := ex[ExclAbnormal]; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d in maintenance, fault or offline", n))
 	}
-	if n := ex[ExclNotRuning]; n > 0 {
+	if n := ex[ExclNotRunning]; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d with the machine not running", n))
 	}
 	if n := ex[ExclMissing]; n > 0 {

@@ -21,11 +21,11 @@ type Exclusion string
 
 // The reasons an hour is excluded.
 const (
-	Included      Exclusion = ""
-	ExclAbnormal  Exclusion = "abnormal_mode"  // maintenance, fault or offline (status history or production mode)
-	ExclNotRuning Exclusion = "not_running"    // no running time in the hour
-	ExclMissing   Exclusion = "missing_driver" // a driver of the design is not reported
-	ExclKeptOut   Exclusion = "kept_out"       // kept out of the rolling model by its caller (an anomalous hour)
+	Included       Exclusion = ""
+	ExclAbnormal   Exclusion = "abnormal_mode"  // maintenance, fault or offline (status history or production mode)
+	ExclNotRunning Exclusion = "not_running"    // no running time in the hour
+	ExclMissing    Exclusion = "missing_driver" // a driver of the design is not reported
+	ExclKeptOut    Exclusion = "kept_out"       // kept out of the rolling model by its caller (an anomalous hour)
 )
 
 // classify turns the store's facts about an hour into a feature row and
@@ -56,7 +56,7 @@ func classify(h store.FeatureHour) (analytics.HourlyRow, Exclusion) {
 	case h.DominantMode == "maintenance" || h.DominantMode == "fault" || h.DominantMode == "offline":
 		return row, ExclAbnormal
 	case h.HistoryRunningSeconds <= 0 || h.ProductionRunningShare == 0:
-		return row, ExclNotRuning
+		return row, ExclNotRunning
 	}
 	return row, Included
 }

@@ -254,20 +254,23 @@ func TestFeatureHoursMatchStatusFunctions(t *testing.T) {
 	b := setup(t, nil)
 	ctx := context.Background()
 	m := b.machine(t, "status")
-	b.insertHours(t, m, knownTruth(6, 8))
+	b.insertHours(t, m, knownTruth(8, 8))
 	b.setStatus(t, m, "running", true, t0.Add(-time.Hour))
 	b.setStatus(t, m, "maintenance", false, t0.Add(90*time.Minute))
 	b.setStatus(t, m, "idle", false, t0.Add(135*time.Minute))
 	b.setStatus(t, m, "running", true, t0.Add(3*time.Hour))
 	b.setStatus(t, m, "offline", false, t0.Add(285*time.Minute))
-	hours, err := b.st.FeatureHours(ctx, m, t0, t0.Add(6*time.Hour))
+	b.setStatus(t, m, "idle", false, t0.Add(6*time.Hour))
+	b.setStatus(t, m, "running", true, t0.Add(7*time.Hour))
+	hours, err := b.st.FeatureHours(ctx, m, t0, t0.Add(8*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// hour 0 running; 1: 30 min maintenance; 2: 15 min maintenance then
-	// idle (not running); 3: running; 4: 15 min offline; 5: offline
-	wantAbnormal := []float64{0, 1800, 900, 0, 900, 3600}
-	wantExcl := []Exclusion{Included, ExclAbnormal, ExclAbnormal, Included, ExclAbnormal, ExclAbnormal}
+	// idle (not running); 3: running; 4: 15 min offline; 5: offline;
+	// 6: idle, not running; 7: running
+	wantAbnormal := []float64{0, 1800, 900, 0, 900, 3600, 0, 0}
+	wantExcl := []Exclusion{Included, ExclAbnormal, ExclAbnormal, Included, ExclAbnormal, ExclAbnormal, ExclNotRunning, Included}
 	for i, h := range hours {
 		var fn float64
 		if err := b.pool.QueryRow(ctx, `SELECT machine_running_seconds($1, $2)`, m, h.Hour).Scan(&fn); err != nil {
@@ -281,7 +284,7 @@ func TestFeatureHoursMatchStatusFunctions(t *testing.T) {
 			t.Errorf("hour %d: exclusion %q, want %q", i, ex, wantExcl[i])
 		}
 	}
-	if len(hours) != 6 {
-		t.Fatalf("%d hours, want 6", len(hours))
+	if len(hours) != 8 {
+		t.Fatalf("%d hours, want 8", len(hours))
 	}
 }
