@@ -72,7 +72,7 @@ func digest(b Batch) string {
 func TestSameSeedSameTelemetry(t *testing.T) {
 	t.Parallel()
 	ms := DemoMachines()
-	from, to := monday, monday.Add(48*time.Hour)
+	from, to := monday, monday.Add(24*time.Hour)
 	a := digest(generate(t, newGen(t, 42, 0.5), ms, from, to, time.Minute))
 	b := digest(generate(t, newGen(t, 42, 0.5), ms, from, to, time.Minute))
 	c := digest(generate(t, newGen(t, 43, 0.5), ms, from, to, time.Minute))
@@ -222,7 +222,12 @@ func energyBy(b Batch, keep func(Reading) bool) map[UUID]float64 {
 // TestPlantBehavesLikeAPlant checks the couplings the analytics rely on.
 func TestPlantBehavesLikeAPlant(t *testing.T) {
 	t.Parallel()
-	ms := DemoMachines()
+	var ms []Machine // the compressors' 1 s ticks would triple the cost; TestIncidents covers them
+	for _, m := range DemoMachines() {
+		if m.Type != Compressor {
+			ms = append(ms, m)
+		}
+	}
 	byName := map[string]Machine{}
 	for _, m := range ms {
 		byName[m.Name] = m
