@@ -520,19 +520,28 @@ func (s *Service) chooseDefault(hours []store.FeatureHour, loc *time.Location) *
 
 // maybePublish publishes the model as a new active version when a publish
 // interval of data time has passed since publication was last considered
-// and the model passes validity.
+// and the model passes validity. At that point the statistics are also
+// re-accumulated from the stored observations (O(window), once an interval).
 func (s *Service) maybePublish(ctx context.Context, tx *store.RollingTx, r *rolling, hour time.Time) error {
 	if r.state.PublishChecked != nil && hour.Sub(*r.state.PublishChecked) < s.cfg.PublishInterval {
 		return nil
 	}
 	r.state.PublishChecked = &hour
-	model, err := r.stats.Fit()
-	if err != nil {
-		return nil // not fittable yet: try again next interval
-	}
 	obs, err := tx.AllHours(ctx)
 	if err != nil {
 		return err
+	}
+	// Re-accumulate the statistics from the stored observations once per
+	// interval: the same numbers up to rounding, without the rounding that
+	// years of add/remove would otherwise accumulate.
+	fresh := analytics.NewStats(r.design.Columns)
+	for _, o := range obs {
+		fresh.Add(o.X, o.Y)
+	}
+	r.stats = fresh
+	model, err := r.stats.Fit()
+	if err != nil {
+		return nil // not fittable yet: try again next interval
 	}
 	start := hour.Add(time.Hour - s.window())
 	hours, err := tx.FeatureHours(ctx, start, hour.Add(time.Hour))
