@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -101,6 +102,74 @@ func BenchmarkKPIAllConcurrent(b *testing.B) {
 	srv, ids := benchPlant(b)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
+	// The data is there: a day of a machine drawing 20 ± 10 kW (+0–5) holds
+	// well over 100 kWh.
+	resp, err := nethttp.Get(ts.URL + kpiPath("all", ids[0], benchEnd.AddDate(0, 0, -1), benchEnd))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var k allKPIsResponse
+	err = json.NewDecoder(resp.Body).Decode(&k)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || k.Totals.TotalEnergyKWh < 100 {
+		b.Fatalf("/kpi/all over the last day: %d, %v kWh, %v", resp.StatusCode, k.Totals.TotalEnergyKWh, err)
+	}
+	for _, span := range benchSpans() {
+		b.Run(fmt.Sprintf("window=%dd", span/(24*time.Hour)), func(b *testing.B) {
+			loadRun(b, func(rng *rand.Rand) string {
+				maxStart := benchDays*24 - int(span/time.Hour)
+				start := benchEnd.AddDate(0, 0, -benchDays).Add(time.Duration(rng.IntN(maxStart+1)) * time.Hour)
+				return ts.URL + kpiPath("all", ids[rng.IntN(len(ids))], start, start.Add(span))
+			})
+		})
+	}
+}
+
+// BenchmarkAnomalyRecentConcurrent: 64 clients call /anomaly/recent over
+// 20 machines × 90 days holding one episode per machine every 36 hours
+// (1,200 episodes): 7-day windows, half for one machine, half for all.
+//
+//	go test ./http -run '^$' -bench AnomalyRecentConcurrent -benchtime 2000x
+func BenchmarkAnomalyRecentConcurrent(b *testing.B) {
+	srv, ids := benchPlant(b)
+	if _, err := srv.cfg.Store.Pool().Exec(context.Background(), `
+		INSERT INTO anomalies (machine_id, detected_at, anomaly_type, severity, metric_name, metric_value,
+		                       expected_value, deviation_percent, deviation_std_dev, detection_method,
+		                       confidence_score, last_hour, hour_count)
+		SELECT m.id, h, 'energy_spike', CASE WHEN random() < 0.3 THEN 'critical' ELSE 'warning' END::alert_level,
+		       'total_energy_kwh', 40, 25, 60, 3.1, 'rolling_regression', 0.97, h + interval '2 hours', 3
+		FROM machines m, generate_series($1::timestamptz, $2::timestamptz - interval '3 hours', interval '36 hours') h`,
+		benchEnd.AddDate(0, 0, -benchDays), benchEnd); err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	// The data is there: a week holds 7·24/36 ≈ 4.7 episodes per machine.
+	resp, err := nethttp.Get(ts.URL + "/api/v1/anomaly/recent?start=" + benchEnd.AddDate(0, 0, -7).Format(time.RFC3339) +
+		"&end=" + benchEnd.Format(time.RFC3339))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var page struct{ Count int }
+	err = json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || page.Count < 4*benchMachines {
+		b.Fatalf("/anomaly/recent over the last week: %d, %d episodes, %v", resp.StatusCode, page.Count, err)
+	}
+	loadRun(b, func(rng *rand.Rand) string {
+		start := benchEnd.AddDate(0, 0, -benchDays).Add(time.Duration(rng.IntN((benchDays-7)*24+1)) * time.Hour)
+		q := "start=" + start.Format(time.RFC3339) + "&end=" + start.AddDate(0, 0, 7).Format(time.RFC3339)
+		if rng.IntN(2) == 0 {
+			q += "&machine_id=" + ids[rng.IntN(len(ids))]
+		}
+		return ts.URL + "/api/v1/anomaly/recent?" + q
+	})
+}
+
+// loadRun sends b.N GET requests to the URLs next returns from 64 clients
+// (ENMS_BENCH_CLIENTS overrides) on as many connections, and reports p50
+// and p99 latency in ms and the count of answers that were not 200.
+func loadRun(b *testing.B, next func(*rand.Rand) string) {
 	clients := 64
 	if c := benchClients(); c > 0 {
 		clients = c
@@ -108,50 +177,43 @@ func BenchmarkKPIAllConcurrent(b *testing.B) {
 	transport := &nethttp.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
 	defer transport.CloseIdleConnections()
 	client := &nethttp.Client{Transport: transport, Timeout: 30 * time.Second}
-
-	for _, span := range benchSpans() {
-		b.Run(fmt.Sprintf("window=%dd", span/(24*time.Hour)), func(b *testing.B) {
-			latencies := make([]time.Duration, b.N)
-			var next, errs atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			for w := range clients {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					rng := rand.New(rand.NewPCG(uint64(w), 7))
-					for {
-						i := next.Add(1) - 1
-						if i >= int64(b.N) {
-							return
-						}
-						maxStart := benchDays*24 - int(span/time.Hour)
-						start := benchEnd.AddDate(0, 0, -benchDays).Add(time.Duration(rng.IntN(maxStart+1)) * time.Hour)
-						url := ts.URL + kpiPath("all", ids[rng.IntN(len(ids))], start, start.Add(span))
-						t0 := time.Now()
-						resp, err := client.Get(url)
-						if err == nil {
-							_, _ = io.Copy(io.Discard, resp.Body)
-							resp.Body.Close()
-						}
-						latencies[i] = time.Since(t0)
-						if err != nil || resp.StatusCode != 200 {
-							errs.Add(1)
-						}
-					}
-				}()
+	latencies := make([]time.Duration, b.N)
+	var issued, errs atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for {
+				i := issued.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				url := next(rng)
+				t0 := time.Now()
+				resp, err := client.Get(url)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				latencies[i] = time.Since(t0)
+				if err != nil || resp.StatusCode != 200 {
+					errs.Add(1)
+				}
 			}
-			wg.Wait()
-			b.StopTimer()
-			slices.Sort(latencies)
-			pct := func(p float64) float64 {
-				return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
-			}
-			b.ReportMetric(pct(0.50), "p50_ms")
-			b.ReportMetric(pct(0.99), "p99_ms")
-			b.ReportMetric(float64(errs.Load()), "errors")
-		})
+		}()
 	}
+	wg.Wait()
+	b.StopTimer()
+	slices.Sort(latencies)
+	pct := func(p float64) float64 {
+		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50_ms")
+	b.ReportMetric(pct(0.99), "p99_ms")
+	b.ReportMetric(float64(errs.Load()), "errors")
 }
 
 // benchClients and benchSpans let a run narrow the benchmark:
