@@ -189,8 +189,9 @@ func startWorker(t testing.TB, w *Worker) (stop func()) {
 	return stop
 }
 
-// newWorker builds a worker with test-friendly defaults: no backoff, and a
-// poll interval so long that only notifications and reconnects wake it.
+// newWorker builds a worker with test-friendly defaults: no backoff, a poll
+// interval so long that only notifications and reconnects wake it, and no
+// periodic sweep.
 func newWorker(t testing.TB, b bundle, cfg Config) *Worker {
 	t.Helper()
 	cfg.Store = b.st
@@ -199,6 +200,11 @@ func newWorker(t testing.TB, b bundle, cfg Config) *Worker {
 	}
 	if cfg.Backoff == nil {
 		cfg.Backoff = func(int) time.Duration { return 0 }
+	}
+	if cfg.SweepInterval == 0 {
+		// The tests' hours lie in the past: a sweep would close every open
+		// hour at once. Only the sweeper test turns it on.
+		cfg.SweepInterval = time.Hour
 	}
 	if cfg.ReconnectDelay == 0 {
 		cfg.ReconnectDelay = 20 * time.Millisecond
