@@ -57,6 +57,7 @@ func renderUIPage(name, title string) []byte {
 		"Page": name, "Title": title, "Nav": nav,
 		"Body":    template.HTML(body), // our own embedded markup
 		"Drivers": strings.Join(analytics.DriverNames, ","),
+		"Charts":  name == "baseline" || name == "anomaly" || name == "forecast", // pages that import chart.js
 	})
 	if err != nil {
 		panic("ui page " + name + ": " + err.Error())

@@ -49,10 +49,12 @@ async function loadList(more = false) {
   drawList();
 }
 
-async function loadTimeline() {
+// loadTimeline draws actual vs expected once the episodes (for shading) are
+// in; it asks for the active baseline meanwhile.
+async function loadTimeline(listed) {
   const box = $('#chart-timeline');
-  if ($('#f-all').checked || !machine) { box.textContent = 'Pick one machine (untick “every machine”) to see its timeline.'; return; }
-  const { data: ms } = await api('baseline/models', { params: { machine_id: machine.id, active: 'true', limit: 1 } });
+  if ($('#f-all').checked || !machine) { box.textContent = 'Pick one machine (untick “every machine”) to see its timeline.'; await listed; return; }
+  const [{ data: ms }] = await Promise.all([api('baseline/models', { params: { machine_id: machine.id, active: 'true', limit: 1 } }), listed]);
   if (!ms.models.length) { box.textContent = 'This machine has no active baseline yet, so there is no expected energy to compare with; train one in the baseline workbench.'; return; }
   const w = windowOf();
   const { data: dev } = await api('baseline/deviation', { params: { machine_id: machine.id, start: w.start.toISOString(), end: hourFloor().toISOString() } });
@@ -88,8 +90,8 @@ async function resolve(ev) {
 
 async function reload() {
   showError(null);
-  await Promise.all([loadActive(), loadList()]);
-  await loadTimeline();
+  const listed = loadList();
+  await Promise.all([loadActive(), listed, loadTimeline(listed)]);
 }
 
 start(async () => {

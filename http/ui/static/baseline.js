@@ -2,10 +2,10 @@
 // (POST baseline/train?async=true, then poll baseline/train-requests/{id}),
 // and inspect a model's fit, validity rules, coefficients and charts.
 import { api, picker, start, showError, $, el, fmt, pct, fmtTime, card, download, hourFloor, daysAgo } from './common.js';
-import { timeChart, barChart } from './chart.js';
+import { timeChart, barChart, scatterChart } from './chart.js';
 
 const DRIVERS = document.body.dataset.drivers.split(',');
-let machine = null, model = null, deviation = null;
+let machine = null, model = null, deviation = null, models = [];
 
 function drawDrivers() {
   const box = $('#drivers');
@@ -83,17 +83,21 @@ async function loadModels(selectID) {
   $('#export-csv').disabled = $('#export-json').disabled = true;
   if (!machine) return;
   const { data } = await api('baseline/models', { params: { machine_id: machine.id, limit: 50 } });
+  models = data.models;
   if (!data.models.length) { sel.append(el('option', { value: '' }, 'no baseline yet')); return; }
   for (const m of data.models) {
     sel.append(el('option', { value: m.id }, `v${m.model_version}${m.is_active ? ' · active' : ''} · R² ${fmt(m.r_squared, 3)} · ${fmtTime(m.created_at)}`));
   }
-  const pick = selectID || (data.models.find(m => m.is_active) || data.models[0]).id;
-  sel.value = pick;
+  const pick = data.models.find(m => m.id === selectID) || data.models.find(m => m.is_active) || data.models[0];
+  sel.value = pick.id;
   await showModel(pick);
 }
 
-async function showModel(id) {
-  ({ data: model } = await api('baseline/model/' + id));
+// showModel fetches the model's fit report and its hourly comparison in
+// parallel (the list entry already has the training window).
+async function showModel(entry) {
+  const dev = loadDeviation(entry);
+  ({ data: model } = await api('baseline/model/' + entry.id));
   const fit = (model.metadata && model.metadata.fit) || {};
   $('#results').hidden = false;
   $('#export-json').disabled = false;
@@ -121,25 +125,22 @@ async function showModel(id) {
   const contrib = coefs.map(([name, c]) => ({ label: name, value: name === 'intercept' ? c.estimate : c.estimate * ((fit.drivers || {})[name]?.mean ?? NaN) }))
     .filter(i => Number.isFinite(i.value));
   barChart($('#chart-contrib'), contrib);
-  await loadDeviation();
+  await dev;
 }
 
-async function loadDeviation() {
-  const end = new Date(model.training_end_date || hourFloor());
-  let startT = new Date(model.training_start_date || daysAgo(90, end));
+async function loadDeviation(entry) {
+  const end = new Date(entry.training_end_date || hourFloor());
+  let startT = new Date(entry.training_start_date || daysAgo(90, end));
   if (end - startT > 400 * 86400e3) startT = new Date(end - 400 * 86400e3);
   try {
-    ({ data: deviation } = await api('baseline/deviation', { params: { machine_id: model.machine_id, baseline_id: model.id, start: startT.toISOString(), end: end.toISOString() } }));
+    ({ data: deviation } = await api('baseline/deviation', { params: { machine_id: entry.machine_id, baseline_id: entry.id, start: startT.toISOString(), end: end.toISOString() } }));
   } catch (e) {
     deviation = null;
     $('#chart-fit').textContent = $('#chart-resid').textContent = 'No hourly comparison: ' + e.message;
     return;
   }
   const hrs = deviation.hours.map(h => [Date.parse(h.hour), h]);
-  timeChart($('#chart-fit'), { series: [
-    { name: 'actual', color: '#1d2430', points: hrs.map(([t, h]) => [t, h.actual_kwh]) },
-    { name: 'predicted', color: '#1f5fa8', points: hrs.map(([t, h]) => [t, h.predicted_kwh]) },
-  ] });
+  scatterChart($('#chart-fit'), deviation.hours.map(h => [h.predicted_kwh, h.actual_kwh]), { xName: 'predicted kWh', yName: 'actual kWh' });
   timeChart($('#chart-resid'), { zeroLine: true, series: [{ name: 'residual', color: '#c0661a', points: hrs.map(([t, h]) => [t, h.deviation_kwh]) }] });
   $('#export-csv').disabled = !hrs.length;
 }
@@ -160,7 +161,10 @@ start(async () => {
   for (const r of document.querySelectorAll('input[name=preset]')) r.addEventListener('change', syncDates);
   for (const d of ['#start-date', '#end-date']) $(d).addEventListener('change', () => { document.querySelector('input[name=preset][value=custom]').checked = true; });
   $('#train-form').addEventListener('submit', train);
-  $('#model-select').addEventListener('change', e => e.target.value && showModel(e.target.value).catch(showError));
+  $('#model-select').addEventListener('change', e => {
+    const entry = models.find(m => m.id === e.target.value);
+    if (entry) showModel(entry).catch(showError);
+  });
   $('#export-csv').addEventListener('click', exportCSV);
   $('#export-json').addEventListener('click', exportJSON);
   await picker(async m => { machine = m; showError(null); await loadModels().catch(showError); });

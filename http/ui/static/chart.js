@@ -28,6 +28,17 @@ function label(v) {
   return String(+v.toPrecision(4));
 }
 
+const HOUR = 3600e3;
+
+// timeTicks returns UTC-aligned ticks (whole hours or days) inside [x0, x1],
+// at most about 7.
+function timeTicks(x0, x1) {
+  const step = [1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 720].map(h => h * HOUR).find(s => (x1 - x0) / s <= 7) || 720 * HOUR;
+  const out = [];
+  for (let x = Math.ceil(x0 / step) * step; x <= x1; x += step) out.push(x);
+  return out;
+}
+
 function timeLabel(ms, spanMs) {
   const iso = new Date(ms).toISOString();
   return spanMs > 3 * 86400e3 ? iso.slice(5, 10) : iso.slice(5, 16).replace('T', ' ');
@@ -72,9 +83,9 @@ export function timeChart(container, { series = [], bands = [], shades = [], hei
     root.append(svg('text', { x: PAD.l - 6, y: Y(t) + 4, 'text-anchor': 'end' }, label(t)));
   }
   const span = x1 - x0;
-  for (let i = 0; i <= 6; i++) {
-    const x = x0 + span * i / 6;
-    root.append(svg('text', { x: X(x), y: H - 10, 'text-anchor': i === 0 ? 'start' : i === 6 ? 'end' : 'middle' }, timeLabel(x, span)));
+  for (const x of timeTicks(x0, x1)) {
+    root.append(svg('line', { x1: X(x), x2: X(x), y1: H - PAD.b, y2: H - PAD.b + 4, class: 'axis' }));
+    root.append(svg('text', { x: X(x), y: H - 10, 'text-anchor': 'middle' }, timeLabel(x, span)));
   }
   root.append(svg('line', { x1: PAD.l, x2: PAD.l, y1: PAD.t, y2: H - PAD.b, class: 'axis' }));
   root.append(svg('line', { x1: PAD.l, x2: W - PAD.r, y1: H - PAD.b, y2: H - PAD.b, class: 'axis' }));
@@ -102,6 +113,34 @@ export function timeChart(container, { series = [], bands = [], shades = [], hei
   container.append(root);
   legend(container, [...series.map(s => ({ name: s.name, color: s.color })), ...bands.map(b => ({ name: b.name, color: b.color, opacity: b.opacity ?? .25 })),
     ...(shades.length ? [{ name: 'anomaly episode', color: '#f5b7b1' }] : [])]);
+}
+
+// scatterChart draws points ([x, y]) with the line y = x, for actual
+// against predicted.
+export function scatterChart(container, points, { xName, yName, height = 320 }) {
+  container.replaceChildren();
+  if (!points.length) { container.textContent = 'No data in this window.'; return; }
+  const vals = points.flat();
+  const ticks = niceTicks(Math.min(...vals), Math.max(...vals));
+  const lo = Math.min(ticks[0], ...vals), hi = Math.max(ticks[ticks.length - 1], ...vals);
+  const H = height, w = H - PAD.t - PAD.b, L = PAD.l;
+  const X = v => L + (v - lo) / (hi - lo || 1) * w, Y = v => H - PAD.b - (v - lo) / (hi - lo || 1) * w;
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img' });
+  for (const t of ticks) {
+    root.append(svg('line', { x1: L, x2: L + w, y1: Y(t), y2: Y(t), class: 'grid' }));
+    root.append(svg('text', { x: L - 6, y: Y(t) + 4, 'text-anchor': 'end' }, label(t)));
+    root.append(svg('text', { x: X(t), y: H - 12, 'text-anchor': 'middle' }, label(t)));
+  }
+  root.append(svg('line', { x1: L, x2: L, y1: PAD.t, y2: H - PAD.b, class: 'axis' }));
+  root.append(svg('line', { x1: L, x2: L + w, y1: H - PAD.b, y2: H - PAD.b, class: 'axis' }));
+  root.append(svg('line', { x1: X(lo), y1: Y(lo), x2: X(hi), y2: Y(hi), stroke: '#c0661a', 'stroke-dasharray': '4 3', class: 'diagonal' }));
+  let d = '';
+  for (const [x, y] of points) d += `M${X(x).toFixed(1)},${Y(y).toFixed(1)}h0`;
+  root.append(svg('path', { d, stroke: '#1f5fa8', 'stroke-width': 3, 'stroke-linecap': 'round', opacity: .5, class: 'points' }));
+  root.append(svg('text', { x: L + w / 2, y: H - 0.5, 'text-anchor': 'middle' }, xName));
+  root.append(svg('text', { x: L + w + 16, y: PAD.t + 10 }, `${yName} (vertical) against ${xName} (horizontal); dashed: equal`));
+  root.append(svg('text', { x: L + w + 16, y: PAD.t + 28 }, `${points.length} hours`));
+  container.append(root);
 }
 
 // barChart draws horizontal bars for items ({label, value}).

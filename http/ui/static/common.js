@@ -63,6 +63,7 @@ export function fmt(v, digits = 2) {
   if (v === null || v === undefined || Number.isNaN(v)) return '—';
   if (typeof v !== 'number') return String(v);
   const a = Math.abs(v);
+  if (a < 1e-9) return '0';
   if (a !== 0 && (a < 1e-3 || a >= 1e7)) return v.toExponential(2);
   return v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
 }

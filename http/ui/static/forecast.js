@@ -64,7 +64,10 @@ async function schedule(ev) {
     if ($('#s-cap').value !== '') body.peak_threshold_kw = +$('#s-cap').value;
     const { data } = await api('forecast/optimal-schedule', { method: 'POST', body });
     out.replaceChildren(
-      el('p', { class: 'muted' }, `${data.feasible_candidates} of ${data.candidates} candidate windows keep demand under ${data.peak_threshold_kw === null ? 'no cap' : fmt(data.peak_threshold_kw, 1) + ' kW'} (${data.peak_threshold_source}); forecast ${fmtTime(data.forecast_from)} – ${fmtTime(data.forecast_to)}.`),
+      el('p', { class: 'muted' }, (data.peak_threshold_kw === null
+        ? `No peak cap (${data.peak_threshold_source}); ${data.feasible_candidates} of ${data.candidates} candidate windows fit the forecast`
+        : `${data.feasible_candidates} of ${data.candidates} candidate windows keep demand + load at or under ${fmt(data.peak_threshold_kw, 1)} kW (${data.peak_threshold_source})`)
+        + `; forecast ${fmtTime(data.forecast_from)} – ${fmtTime(data.forecast_to)}.`),
       el('table', { id: 'windows' }, el('thead', {}, el('tr', {}, ['', 'Start', 'End', 'Cost', 'Savings', 'Peak kW', 'Feasible'].map(h => el('th', {}, h)))),
         el('tbody', {}, data.windows.map((w, i) => windowRow(`#${i + 1}`, w, data.currency)), windowRow('at earliest start', data.baseline, data.currency))));
   } catch (e) { out.replaceChildren(); showError(e); }
