@@ -245,6 +245,13 @@ func finiteMap(m map[string]float64) map[string]float64 {
 
 // energyFindings judges the energy residual z (and the efficiency CUSUM
 // where the hour produced something), advancing the CUSUMs in st.
+//
+// Naming what was found: a deviation large enough to open an episode on
+// its own is energy_overconsumption or energy_underconsumption; a moderate
+// rise that only persistence reveals (either CUSUM), in an hour with
+// production, is efficiency_drop — more energy per unit than the baseline
+// implies. An efficiency episode does not open while an overconsumption
+// episode is open or opening: that excess is already reported.
 func (sv *Service) energyFindings(st *state, z, actual, expected, production float64) []finding {
 	v := sv.cal.ScoreEnergy(&st.CUSUM, z)
 	dir := int(v.Direction)
@@ -255,20 +262,27 @@ func (sv *Service) energyFindings(st *state, z, actual, expected, production flo
 	if dir < 0 {
 		typ = TypeEnergyUnder
 	}
+	producing := production > 0
+	moderateRise := v.CUSUM && !v.Instant && dir > 0 && producing
 	method := "zscore"
 	if v.CUSUM && !v.Instant {
 		method = "cusum"
 	}
-	out := []finding{{Type: typ, Opens: v.Opens(), Z: z, Dir: dir, P: v.PValue, Method: method,
+	out := []finding{{Type: typ, Opens: v.Opens() && !moderateRise, Z: z, Dir: dir, P: v.PValue, Method: method,
 		Metric: "total_energy_kwh", Value: actual, Expect: expected}}
-	if production > 0 {
-		sig, p := sv.cal.ScoreEfficiency(&st.CUSUM, z)
-		if !sig {
-			p = analytics.OneSidedPValue(z)
-		}
-		out = append(out, finding{Type: TypeEfficiency, Opens: sig, Z: z, Dir: 1, P: p, Method: "cusum",
-			Metric: "sec_kwh_per_unit", Value: actual / production, Expect: expected / production})
+	if !producing {
+		return out
 	}
+	sig, p := sv.cal.ScoreEfficiency(&st.CUSUM, z)
+	if moderateRise {
+		sig, p = true, math.Min(p, v.PValue)
+	}
+	if !sig {
+		p = analytics.OneSidedPValue(z)
+	}
+	overOpen := st.Open[TypeEnergyOver] != nil || (v.Instant && dir > 0)
+	out = append(out, finding{Type: TypeEfficiency, Opens: sig && !overOpen, Z: z, Dir: 1, P: p, Method: "cusum",
+		Metric: "sec_kwh_per_unit", Value: actual / production, Expect: expected / production})
 	return out
 }
 

@@ -458,23 +458,27 @@ type cachedWindow struct {
 	window     []store.AnomalyHour
 }
 
+// get takes the machine's window out of the cache (the caller owns it; a
+// failed re-score leaves the cache empty) when it is still valid.
 func (c *windowCache) get(machineID string, generation int64, prev *store.AnomalyHour) ([]store.AnomalyHour, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w, ok := c.m[machineID]
+	delete(c.m, machineID)
 	if !ok || w.generation != generation || prev == nil || !prev.Hour.Equal(w.last) {
 		return nil, false
 	}
-	return slices.Clone(w.window), true
+	return w.window, true
 }
 
+// put hands window to the cache; the caller must not use it afterwards.
 func (c *windowCache) put(machineID string, generation int64, last time.Time, window []store.AnomalyHour) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = map[string]cachedWindow{}
 	}
-	c.m[machineID] = cachedWindow{generation: generation, last: last, window: slices.Clone(window)}
+	c.m[machineID] = cachedWindow{generation: generation, last: last, window: window}
 }
 
 func (c *windowCache) drop(machineID string) {
@@ -654,6 +658,15 @@ func (s *Service) forestFor(ctx context.Context, tx *store.AnomalyTx, r *run, ho
 }
 
 func (s *Service) train(machineID string, learning []store.AnomalyHour, before time.Time) *trainedForest {
+	normal := 0
+	for _, h := range learning {
+		if h.Status == StatusNormal {
+			normal++
+		}
+	}
+	if normal < MinForestHours {
+		return nil
+	}
 	newestFirst := slices.Clone(learning)
 	slices.Reverse(newestFirst)
 	return trainForest(newestFirst, before, forestSeed(s.cfg.ForestSeed, machineID, before), s.cfg.ForestTrees, s.cal.PerDetector)
