@@ -263,6 +263,10 @@ func Live(ctx context.Context, pool *pgxpool.Pool, g *Generator, machines []Mach
 		}
 		streams = append(streams, s)
 	}
+	slice := time.Hour // never shorter than a step, so every slice advances
+	for _, s := range streams {
+		slice = max(slice, s.Step())
+	}
 	w := NewWriter(pool, g.Seed())
 	ticker := time.NewTicker(opt.Every)
 	defer ticker.Stop()
@@ -270,20 +274,31 @@ func Live(ctx context.Context, pool *pgxpool.Pool, g *Generator, machines []Mach
 	for {
 		elapsed := opt.Now().Sub(wallStart)
 		sim := simStart.Add(time.Duration(float64(elapsed) * opt.Speed))
-		b.Reset()
-		for _, s := range streams {
-			s.Next(sim, &b)
-		}
-		if len(b.Readings) > 0 {
-			n, err := w.Write(ctx, &b)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("live: %w", err)
+		// Catch up in slices of an hour of plant time (or the longest step), so a long
+		// gap (a restart days later) is not one enormous transaction.
+		for ctx.Err() == nil {
+			upTo := sim
+			if next := earliest(streams).Add(slice); next.Before(upTo) {
+				upTo = next
 			}
-			if opt.Written != nil {
-				opt.Written(sim, n)
+			b.Reset()
+			for _, s := range streams {
+				s.Next(upTo, &b)
+			}
+			if len(b.Readings) > 0 {
+				n, err := w.Write(ctx, &b)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("live: %w", err)
+				}
+				if opt.Written != nil {
+					opt.Written(upTo, n)
+				}
+			}
+			if !upTo.Before(sim) {
+				break
 			}
 		}
 		select {
@@ -295,4 +310,15 @@ func Live(ctx context.Context, pool *pgxpool.Pool, g *Generator, machines []Mach
 		case <-ticker.C:
 		}
 	}
+}
+
+// earliest is the smallest position of the streams.
+func earliest(streams []*Stream) time.Time {
+	t := streams[0].Pos()
+	for _, s := range streams[1:] {
+		if p := s.Pos(); p.Before(t) {
+			t = p
+		}
+	}
+	return t
 }
