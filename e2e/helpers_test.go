@@ -42,6 +42,7 @@ type bundle struct {
 // API also reachable under nginx's prefix: /api/analytics/x → /api/v1/x.
 func setup(t *testing.T) *bundle {
 	t.Helper()
+	chromiumPath(t) // fail before the database work when there is no browser
 	pool := testdb.New(t)
 	st := store.New(pool)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
