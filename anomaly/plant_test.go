@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/enms/enms-analytics/analytics"
+	"github.com/enms/enms-analytics/baseline"
 	"github.com/enms/enms-analytics/internal/testdb"
 	"github.com/enms/enms-analytics/store"
 )
@@ -513,5 +514,83 @@ func TestFaultFreeAlarmRate(t *testing.T) {
 		episodes, scored, got, rate, got/rate, byType)
 	if got < rate/2 || got > 2*rate {
 		t.Errorf("alarm rate %.5f per scored hour is not within 2× of %v", got, rate)
+	}
+}
+
+// TestPlantWithRollingBaseline runs a smaller plant (2 machines, 40 days,
+// 6 incidents, 1 maintenance window) against the real rolling model of the
+// baseline service (drivers chosen by coverage), wired as the worker wires
+// it: score the hour, then Refresh lets the model learn it only when
+// scoring allows. Every incident is found and nothing is flagged inside
+// maintenance.
+func TestPlantWithRollingBaseline(t *testing.T) {
+	t.Parallel()
+	p := newPlant(2, 40, 11, true)
+	var incidents []incident
+	for _, inc := range p.incidents {
+		if inc.end().Before(t0.AddDate(0, 0, 40)) {
+			incidents = append(incidents, inc)
+		}
+	}
+	p.incidents = incidents
+	var bl *baseline.Service
+	b := setup(t, p, func(c *Config) {
+		bl = baseline.New(baseline.DefaultConfig(c.Store))
+		c.Model = BaselinePredictor(bl)
+	})
+	ctx := context.Background()
+	for _, id := range b.machines {
+		for i := range p.hours {
+			h := t0.Add(time.Duration(i) * time.Hour)
+			hr, _, err := b.svc.HourClosed(ctx, id, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := bl.Refresh(ctx, id, h, hr.Learn); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eps := b.episodes(t)
+	found, truePos := 0, 0
+	for _, inc := range p.incidents {
+		for _, e := range eps {
+			if b.machineIndex(e.MachineID) == inc.machine && overlaps(e, inc.start, inc.end()) {
+				found++
+				break
+			}
+		}
+	}
+	for _, e := range eps {
+		m := b.machineIndex(e.MachineID)
+		hit := false
+		for _, inc := range p.incidents {
+			if inc.machine == m && overlaps(e, inc.start, inc.end()) {
+				hit = true
+			}
+		}
+		if hit {
+			truePos++
+		} else {
+			t.Logf("false episode: %s on M%d at %s, %d h, z %.2f, method %s, metadata %s", e.AnomalyType, m,
+				e.DetectedAt.Format(time.RFC3339), deref(e.HourCount), derefF(e.DeviationStdDev), derefS(e.DetectionMethod), e.Metadata)
+		}
+		for _, w := range p.maint {
+			if w.machine == m && overlaps(e, w.start.Truncate(time.Hour), w.end) {
+				t.Errorf("episode inside maintenance: %s on M%d at %s", e.AnomalyType, m, e.DetectedAt)
+			}
+		}
+	}
+	var unscored int
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM anomaly_hours WHERE status = 'unscored'`).Scan(&unscored); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rolling baseline: %d incidents, %d found; %d episodes, %d true; %d hours unscored", len(p.incidents), found, len(eps), truePos, unscored)
+	// Every incident is found. Precision is logged, not asserted: about
+	// 1,580 scored hours hold 0.8 false episodes in expectation at the
+	// default rate, too few to judge 6 incidents' precision by (the 5-machine
+	// test above does that).
+	if found != len(p.incidents) {
+		t.Errorf("found %d of %d incidents", found, len(p.incidents))
 	}
 }
