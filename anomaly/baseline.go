@@ -49,15 +49,17 @@ func (s *Service) HourClosedHandler(refresh func(ctx context.Context, machineID 
 }
 
 // HourRevisedHandler returns the listener handler for hour_revised: the
-// rolling model is corrected first (revise is baseline.Service.Revise), then
-// the hour is re-scored with it, and so are later hours until their
-// verdicts agree with what was stored.
+// hour is re-scored (and later hours until their verdicts agree with what
+// was stored), then the rolling model is corrected (revise is
+// baseline.Service.Revise). Re-scoring first lets the correction see the
+// hour's new verdict in anomaly_hours; the prediction for the revised hour
+// then comes from a model that may still hold the hour's old observation
+// (one of at least ANOMALY_MIN_HISTORY_HOURS).
 func (s *Service) HourRevisedHandler(revise func(ctx context.Context, machineID string, hour time.Time) error) func(context.Context, triggers.Event) error {
 	return func(ctx context.Context, ev triggers.Event) error {
-		if err := revise(ctx, ev.MachineID, ev.Bucket); err != nil {
+		if _, err := s.HourRevised(ctx, ev.MachineID, ev.Bucket); err != nil {
 			return err
 		}
-		_, err := s.HourRevised(ctx, ev.MachineID, ev.Bucket)
-		return err
+		return revise(ctx, ev.MachineID, ev.Bucket)
 	}
 }
