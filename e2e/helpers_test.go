@@ -38,9 +38,10 @@ type bundle struct {
 	url  string // the API's base URL, http://127.0.0.1:port
 }
 
-// setup starts the worker (with the baseline trainer) and the API, with the
-// API also reachable under nginx's prefix: /api/analytics/x → /api/v1/x.
-func setup(t *testing.T) *bundle {
+// setup starts the worker (with the baseline trainer) and the API (its
+// Config changed by mutate), with the API also reachable under nginx's
+// prefix: /api/analytics/x → /api/v1/x.
+func setup(t *testing.T, mutate ...func(*apihttp.Config)) *bundle {
 	t.Helper()
 	chromiumPath(t) // fail before the database work when there is no browser
 	pool := testdb.New(t)
@@ -69,7 +70,11 @@ func setup(t *testing.T) *bundle {
 		t.Fatal("worker not ready after 30 s")
 	}
 
-	api := apihttp.New(apihttp.Config{Store: st, Logger: logger})
+	cfg := apihttp.Config{Store: st, Logger: logger}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	api := apihttp.New(cfg)
 	mux := nethttp.NewServeMux()
 	mux.Handle("/", api)
 	mux.HandleFunc("/api/analytics/", func(w nethttp.ResponseWriter, r *nethttp.Request) {

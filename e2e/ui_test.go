@@ -14,6 +14,8 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+
+	apihttp "github.com/enms/enms-analytics/http"
 )
 
 // pageCheck is what a loaded page must show: selector → how many nodes.
@@ -294,9 +296,12 @@ func TestTrainBaselineThroughUI(t *testing.T) {
 
 // TestResolveAnomalyThroughUI resolves an episode with a note in the
 // anomaly viewer and finds it resolved, with that note, in the database.
+// The API requires a token for changes: the one typed into the page's
+// token field is sent.
 func TestResolveAnomalyThroughUI(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	const token = "e2e-token-7f3a"
+	b := setup(t, func(c *apihttp.Config) { c.APIToken = token })
 	m := b.plant(t, "Plant R", map[string]string{"Chiller 3": "hvac"}).machines["Chiller 3"]
 	last := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
 	id := b.anomaly(t, m, last, 4, "warning")
@@ -307,6 +312,9 @@ func TestResolveAnomalyThroughUI(t *testing.T) {
 	row := fmt.Sprintf("#anomalies tr[data-id='%s']", id)
 	const note = "Condenser fan belt replaced; load back to normal."
 	pg.run(t, "resolve", 20*time.Second,
+		chromedp.Click(chromedp.CSS(".token summary")),
+		chromedp.SendKeys(chromedp.CSS("#api-token"), token),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#api-token').dispatchEvent(new Event('change'))`),
 		chromedp.Click(chromedp.CSS(row+" button.resolve")),
 		chromedp.WaitVisible(chromedp.CSS("#resolve-dialog[open] #resolve-note")),
 		chromedp.SendKeys(chromedp.CSS("#resolve-note"), note),
