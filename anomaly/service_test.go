@@ -138,6 +138,20 @@ func TestEpisodesAndQuietGap(t *testing.T) {
 	if len(statuses) != 40 || statuses[5] != StatusAnomalous || statuses[6] != StatusNormal || statuses[8] != StatusAnomalous {
 		t.Errorf("statuses %v", statuses)
 	}
+	// What the baseline reads: anomalous hours are not learnable; normal
+	// hours and hours never scored are.
+	for _, c := range []struct {
+		hour int
+		want bool
+	}{{5, false}, {6, true}, {8, false}, {100, true}} {
+		var got bool
+		if err := f.pool.QueryRow(context.Background(), `SELECT anomaly_hour_learnable($1, $2)`, f.machine, hourAt(c.hour)).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("anomaly_hour_learnable(hour %d) = %v, want %v", c.hour, got, c.want)
+		}
+	}
 }
 
 // TestUnscoredBeforeMinHistory: while the model holds fewer than

@@ -1,5 +1,6 @@
 -- Reverts 000010: the scoring records, and the episode columns, constraint
 -- and indexes added to the adopted anomalies table (its rows stay).
+DROP FUNCTION anomaly_hour_learnable(uuid, timestamptz);
 DROP TABLE anomaly_machine_state;
 DROP TABLE anomaly_hours;
 DROP INDEX anomalies_unresolved_idx;

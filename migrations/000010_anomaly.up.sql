@@ -65,3 +65,14 @@ CREATE TABLE anomaly_machine_state (
     last_hour  timestamptz,              -- latest hour scored
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- anomaly_hour_learnable answers "may the rolling model learn this
+-- machine-hour?": false when anomaly scoring judged it anomalous or
+-- suppressed it (maintenance, fault, offline, warm-up), true otherwise
+-- (normal, unscored, or not scored yet). For the baseline's feature reads,
+-- so that a rebuilt or revised model keeps anomalous hours out too.
+CREATE FUNCTION anomaly_hour_learnable(p_machine uuid, p_hour timestamptz) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM anomaly_hours
+                        WHERE machine_id = p_machine AND bucket = p_hour AND status IN ('anomalous', 'suppressed'))
+$$;
