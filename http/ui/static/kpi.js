@@ -1,8 +1,11 @@
 // KPI cards for the picked machine (kpi/all) and its factory
 // (kpi/factory/{id}) over the chosen window.
-import { api, picker, start, showError, $, fmt, pct, card, hourFloor, daysAgo } from './common.js';
+import { api, picker, start, showError, $, el, fmt, pct, card, hourFloor, daysAgo } from './common.js';
 
-let machine = null;
+let machine = null, all = [];
+
+// MAX_ROWS bounds the per-machine table (one kpi/all request per machine).
+const MAX_ROWS = 40;
 
 function windowOf() { const end = hourFloor(); return { start: daysAgo(+$('#k-days').value, end).toISOString(), end: end.toISOString() }; }
 
@@ -36,13 +39,25 @@ async function loadFactory() {
     card('Average load factor', data.avg_load_factor === null ? '—' : pct(data.avg_load_factor * 100), '', 'factory_load_factor'));
 }
 
+async function loadFactoryMachines() {
+  const w = windowOf();
+  const list = all.filter(m => m.factory_id === machine.factory_id).slice(0, MAX_ROWS);
+  const rows = await Promise.all(list.map(m => api('kpi/all', { params: { machine_id: m.id, ...w } }).then(r => r.data, e => ({ error: e.message, machine_name: m.name, machine_type: m.type }))));
+  $('#factory-machines tbody').replaceChildren(...rows.map(r => r.error
+    ? el('tr', {}, el('td', {}, r.machine_name), el('td', {}, r.machine_type), el('td', { colspan: 6, class: 'fail' }, r.error))
+    : el('tr', { 'data-id': r.machine_id }, el('td', {}, r.machine_name), el('td', {}, r.machine_type),
+      el('td', { class: 'num' }, fmt(r.totals.total_energy_kwh, 1)), el('td', { class: 'num' }, fmt(r.kpis.sec.value, 4)),
+      el('td', { class: 'num' }, fmt(r.kpis.peak_demand.value, 1)), el('td', { class: 'num' }, pct(r.kpis.load_factor.percent)),
+      el('td', { class: 'num' }, `${fmt(r.kpis.energy_cost.value, 2)} ${r.kpis.energy_cost.currency}`), el('td', { class: 'num' }, fmt(r.kpis.carbon_intensity.value, 1)))));
+}
+
 async function reload() {
   showError(null);
   if (!machine) return;
-  await Promise.all([loadMachine(), loadFactory()]);
+  await Promise.all([loadMachine(), loadFactory(), loadFactoryMachines()]);
 }
 
 start(async () => {
   $('#k-days').addEventListener('change', () => reload().catch(showError));
-  await picker(async m => { machine = m; await reload().catch(showError); });
+  await picker(async (m, state) => { machine = m; all = state.machines; await reload().catch(showError); });
 });
