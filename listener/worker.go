@@ -261,15 +261,3 @@ func (w *Worker) markDrained(loopDone *bool, epochAtClaim int64) {
 		w.readyOnce.Do(func() { close(w.ready) })
 	}
 }
-
-// sleep waits d or until ctx is done, and reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
