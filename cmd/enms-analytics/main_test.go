@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -102,4 +103,107 @@ func TestConfigRejectsMalformedValues(t *testing.T) {
 	if cfg.APIPort != 8001 || cfg.BaselineMinSamples != 1000 || cfg.BaselineMinR2 != 0.80 || cfg.AnomalyContamination != 0.0005 || cfg.HourCloseGrace != 10*time.Minute || cfg.DatabaseURL != "" {
 		t.Errorf("defaults: %+v", cfg)
 	}
+}
+
+// TestServeRunsTheAnalytics drives the real wiring through the database
+// only, as a plant would: ten days of hourly readings for one machine are
+// written with plain SQL, and every closed hour must reach the anomaly
+// scorer, the rolling baseline, the forecaster and the daily KPI snapshot;
+// then a training request inserted with plain SQL must end done or
+// rejected, never stay pending.
+func TestServeRunsTheAnalytics(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.URL(t)
+	pool := testdb.Pool(t, url)
+	const machine = "33333333-3333-3333-3333-333333333333"
+	_, err := pool.Exec(ctx, `
+		INSERT INTO factories (id, name, timezone) VALUES ('44444444-4444-4444-4444-444444444444', 'Wiring Plant', 'UTC');
+		INSERT INTO machines (id, factory_id, name, type, rated_power_kw, data_interval_seconds)
+		VALUES ('`+machine+`', '44444444-4444-4444-4444-444444444444', 'Press-1', 'pump', 45, 900);`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, map[string]string{"DATABASE_URL": url, "POLL_INTERVAL": "200ms",
+		"MODEL_STORAGE_PATH": t.TempDir(), "BASELINE_MIN_SAMPLES": "100"})
+
+	// 10 days × 96 quarter-hour readings; one statement per day, so hours
+	// close as a live plant's would, day by day. Power follows the hour of
+	// day (20–40 kW) and production the power, so a baseline can be fitted.
+	for day := 0; day < 10; day++ {
+		for _, q := range []string{`
+			INSERT INTO energy_readings (time, machine_id, power_kw)
+			SELECT ts, $1, 30 + 10 * sin(extract(hour FROM ts) * pi() / 12) + (i % 3)
+			FROM generate_series(0, 95) AS i, LATERAL (SELECT '2026-03-02T00:00:00Z'::timestamptz + ($2 * 96 + i) * interval '15 minutes' AS ts) t`, `
+			INSERT INTO production_data (time, machine_id, production_count, operating_mode)
+			SELECT ts, $1, (20 + 5 * sin(extract(hour FROM ts) * pi() / 12))::int + (i % 3), 'running'
+			FROM generate_series(0, 95) AS i, LATERAL (SELECT '2026-03-02T00:00:00Z'::timestamptz + ($2 * 96 + i) * interval '15 minutes' AS ts) t`} {
+			if _, err := pool.Exec(ctx, q, machine, day); err != nil {
+				t.Fatalf("day %d: %v", day, err)
+			}
+		}
+	}
+	// 240 hours written, the last one stays open: 239 hour_closed events.
+	waitFor(t, 2*time.Minute, "every closed hour processed", func() (bool, string) {
+		var pending, done int
+		err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE done_at IS NULL), count(*) FILTER (WHERE done_at IS NOT NULL AND kind = 'hour_closed')
+			FROM analytics_events WHERE machine_id = $1`, machine).Scan(&pending, &done)
+		if err != nil {
+			return false, err.Error()
+		}
+		return pending == 0 && done == 239, fmt.Sprintf("pending=%d done=%d", pending, done)
+	})
+	var parked, scored, forecasts, days int
+	var lastClosed time.Time
+	err = pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM analytics_events WHERE parked_at IS NOT NULL),
+		(SELECT count(*) FROM anomaly_hours WHERE machine_id = $1),
+		(SELECT count(*) FROM energy_forecasts WHERE machine_id = $1),
+		(SELECT count(*) FROM kpi_daily_snapshots WHERE machine_id = $1),
+		(SELECT last_closed_hour FROM analytics_machine_state WHERE machine_id = $1)`, machine).
+		Scan(&parked, &scored, &forecasts, &days, &lastClosed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parked != 0 || scored != 239 || forecasts == 0 || days != 9 || !lastClosed.Equal(time.Date(2026, 3, 11, 22, 0, 0, 0, time.UTC)) {
+		t.Errorf("after 239 closed hours: parked=%d anomaly hours=%d forecasts=%d daily snapshots=%d (want 9 closed days) last closed=%v",
+			parked, scored, forecasts, days, lastClosed)
+	}
+
+	var id string
+	err = pool.QueryRow(ctx, `INSERT INTO baseline_train_requests (machine_id, drivers, training_start, training_end)
+		VALUES ($1, '{production_count}', '2026-03-02T00:00:00Z', '2026-03-11T00:00:00Z') RETURNING id`, machine).Scan(&id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the training request finishes", func() (bool, string) {
+		var status string
+		var msg *string
+		if err := pool.QueryRow(ctx, `SELECT status, error FROM baseline_train_requests WHERE id = $1`, id).Scan(&status, &msg); err != nil {
+			return false, err.Error()
+		}
+		if status == "failed" {
+			t.Fatalf("training failed: %v", *msg)
+		}
+		return status == "done" || status == "rejected", status
+	})
+}
+
+// waitFor polls cond until it holds or the timeout passes; it waits on a
+// condition in the database, never for a fixed time.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		<-tick.C
+	}
+	t.Fatalf("%s: not within %s (last state: %s)", what, timeout, last)
 }

@@ -70,12 +70,14 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opt serveOption
 	if err != nil {
 		return err
 	}
-	// Handlers (trainer, rolling baselines, anomaly scoring, forecasts) are
-	// registered on worker here, before it runs.
+	an, err := registerHandlers(worker, st, cfg, logger)
+	if err != nil {
+		return err
+	}
 
 	api := apihttp.New(apihttp.Config{Store: st, Logger: logger, Version: version,
 		Metrics: metrics, WorkerStatus: workerStatus(worker),
-		APIToken: cfg.APIToken, CORSOrigins: cfg.CORSOrigins})
+		APIToken: cfg.APIToken, CORSOrigins: cfg.CORSOrigins, Anomaly: an})
 	ln := opt.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", fmt.Sprintf(":%d", cfg.APIPort)); err != nil {

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/enms/enms-analytics/anomaly"
+	"github.com/enms/enms-analytics/baseline"
+	"github.com/enms/enms-analytics/forecast"
+	"github.com/enms/enms-analytics/listener"
+	"github.com/enms/enms-analytics/store"
+	"github.com/enms/enms-analytics/triggers"
+)
+
+// registerHandlers plugs the analytics into the worker. For every closed
+// hour, in this order: the hour is scored against the rolling model BEFORE
+// the model learns it (an anomalous or suppressed hour is kept out), then
+// forecasts are issued from it, then the machine's day is snapshotted when
+// the hour closes it. A revised hour corrects the rolling model first, then
+// is re-scored, re-forecast and its day re-snapshotted. The anomaly service
+// is returned so the API's /anomaly/detect uses the same configuration.
+func registerHandlers(w *listener.Worker, st *store.Store, cfg Config, logger *slog.Logger) (*anomaly.Service, error) {
+	bl := baseline.New(baseline.Config{
+		Store:            st,
+		MinSamples:       cfg.BaselineMinSamples,
+		MinR2:            cfg.BaselineMinR2,
+		DegreeBaseC:      cfg.DegreeBaseC,
+		ModelStoragePath: cfg.ModelStoragePath,
+		WindowDays:       cfg.BaselineWindowDays,
+		PublishInterval:  cfg.BaselinePublishInterval,
+	})
+	w.HandleTrain(bl.TrainHandler())
+
+	an, err := anomaly.New(anomaly.Config{
+		Store:           st,
+		Model:           anomaly.BaselinePredictor(bl),
+		Logger:          logger.With("component", "anomaly"),
+		Contamination:   cfg.AnomalyContamination,
+		WarningSigma:    cfg.AnomalyWarningSigma,
+		CriticalSigma:   cfg.AnomalyCriticalSigma,
+		MinHistoryHours: cfg.AnomalyMinHistoryHours,
+		HourCloseGrace:  cfg.HourCloseGrace,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configure anomaly detection: %w", err)
+	}
+	fc := forecast.New(forecast.Config{Store: st, Logger: logger.With("component", "forecast")})
+
+	w.Handle(triggers.KindHourClosed, an.HourClosedHandler(bl.Refresh))
+	w.Handle(triggers.KindHourRevised, an.HourRevisedHandler(bl.Revise))
+	w.Handle(triggers.KindHourClosed, fc.HandleEvent)
+	w.Handle(triggers.KindHourRevised, fc.HandleEvent)
+	w.Handle(triggers.KindHourClosed, func(ctx context.Context, ev triggers.Event) error {
+		_, _, err := st.SnapshotKPIDayIfClosed(ctx, ev.MachineID, ev.Bucket)
+		return err
+	})
+	w.Handle(triggers.KindHourRevised, func(ctx context.Context, ev triggers.Event) error {
+		_, _, err := st.RefreshKPIDayOfHour(ctx, ev.MachineID, ev.Bucket)
+		return err
+	})
+	return an, nil
+}
