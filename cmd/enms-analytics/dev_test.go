@@ -106,7 +106,7 @@ func TestDevServesLiveDataAndStops(t *testing.T) {
 		t.Fatalf("dev not ready within 90 s:\n%s", out.String())
 	}
 	health := regexp.MustCompile(`http://localhost:\d+/health`).FindString(out.String())
-	client := &nethttp.Client{Timeout: 10 * time.Second, Transport: &nethttp.Transport{}}
+	client := &nethttp.Client{Timeout: 60 * time.Second, Transport: &nethttp.Transport{}} // generous: the worker is busy with the fresh history
 	defer client.CloseIdleConnections()
 	for _, u := range []string{health, strings.Replace(health, "/health", "/api/v1/machines", 1)} {
 		resp, err := client.Get(u)
