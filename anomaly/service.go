@@ -204,7 +204,7 @@ type Result struct {
 // hour's record and replays it with the prediction stored there).
 func (s *Service) HourClosed(ctx context.Context, machineID string, hour time.Time) (HourResult, Result, error) {
 	hour = hour.UTC().Truncate(time.Hour)
-	res, err := s.rescore(ctx, machineID, hour, hour.Add(time.Hour), func(time.Time) bool { return false })
+	res, err := s.rescore(ctx, machineID, hour, hour.Add(time.Hour), func(time.Time) bool { return false }, false)
 	if err != nil {
 		return HourResult{}, res, err
 	}
@@ -222,7 +222,7 @@ func (s *Service) HourClosed(ctx context.Context, machineID string, hour time.Ti
 // verdict, so the rolling model can be corrected.
 func (s *Service) HourRevised(ctx context.Context, machineID string, hour time.Time) (Result, error) {
 	hour = hour.UTC().Truncate(time.Hour)
-	return s.rescore(ctx, machineID, hour, hour.Add(time.Hour), func(h time.Time) bool { return h.Equal(hour) })
+	return s.rescore(ctx, machineID, hour, hour.Add(time.Hour), func(h time.Time) bool { return h.Equal(hour) }, false)
 }
 
 // Detect re-scores the machine's closed hours in [start, end) through the
@@ -237,7 +237,7 @@ func (s *Service) Detect(ctx context.Context, machineID string, start, end time.
 		return nil, Result{}, fmt.Errorf("machine %s: %w", machineID, store.ErrNotFound)
 	}
 	from := start.UTC().Truncate(time.Hour)
-	res, err := s.rescore(ctx, machineID, from, end.UTC(), func(time.Time) bool { return false })
+	res, err := s.rescore(ctx, machineID, from, end.UTC(), func(time.Time) bool { return false }, true)
 	if err != nil {
 		return nil, res, err
 	}
@@ -275,7 +275,10 @@ type run struct {
 // before from, then follows later stored hours until one comes out as it was
 // stored (at most MaxReplayHours past to), and writes records and episodes
 // in the same transaction.
-func (s *Service) rescore(ctx context.Context, machineID string, from, to time.Time, repredict func(time.Time) bool) (Result, error) {
+//
+// closedOnly restricts [from, to) to closed hours (Detect); events name an
+// hour that has closed, whatever closed it.
+func (s *Service) rescore(ctx context.Context, machineID string, from, to time.Time, repredict func(time.Time) bool, closedOnly bool) (Result, error) {
 	var r *run
 	var saved store.ScoringSaved
 	var last time.Time
@@ -283,7 +286,11 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 	warm := time.Duration(s.cfg.WarmupHours) * time.Hour
 	err := s.st.AnomalyScoring(ctx, machineID, func(tx *store.AnomalyTx) error {
 		r = &run{machineID: machineID, touched: map[store.EpisodeKey]*episode{}}
-		rd, err := tx.Load(ctx, from, to, from.Add(-warm-time.Hour), s.cfg.HourCloseGrace, true)
+		grace := time.Duration(-1)
+		if closedOnly {
+			grace = s.cfg.HourCloseGrace
+		}
+		rd, err := tx.Load(ctx, from, to, from.Add(-warm-time.Hour), grace, true)
 		if err != nil {
 			return err
 		}
@@ -307,7 +314,7 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 		}
 
 		last = from.Add(-time.Hour)
-		following, converged := false, false
+		following, converged, stopped := false, false, false
 		var pending []store.AnomalyHour
 		for {
 			byHour := make(map[time.Time]store.AnomalyHour, len(rd.Stored))
@@ -316,6 +323,12 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 			}
 			for _, in := range rd.Inputs {
 				old, had := byHour[in.Hour]
+				if following && !had {
+					// Not scored yet (its event is still to come, or it is
+					// the open hour): its own event re-scores from there.
+					stopped = true
+					break
+				}
 				rec, hr, err := s.scoreHour(ctx, tx, r, in, old, had, repredict(in.Hour), rd.Periods)
 				if err != nil {
 					return err
@@ -330,7 +343,7 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 				r.res.Hours = append(r.res.Hours, hr)
 				last = in.Hour
 			}
-			if converged {
+			if converged || stopped {
 				break
 			}
 			if rd.Next == nil {
@@ -348,7 +361,8 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 			pending = nil
 			following = true
 			cf := *rd.Next
-			if rd, err = tx.Load(ctx, cf, cf.Add(48*time.Hour), cf.Add(-warm-time.Hour), s.cfg.HourCloseGrace, false); err != nil {
+			// Later stored hours were closed when they were scored.
+			if rd, err = tx.Load(ctx, cf, cf.Add(48*time.Hour), cf.Add(-warm-time.Hour), -1, false); err != nil {
 				return err
 			}
 		}

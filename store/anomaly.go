@@ -314,7 +314,8 @@ const inputsSQL = `
 	  LEFT JOIN production_data_1hour p ON p.machine_id = e.machine_id AND p.bucket = e.bucket
 	  LEFT JOIN environmental_data_1hour env ON env.machine_id = e.machine_id AND env.bucket = e.bucket
 	 WHERE e.machine_id = $1 AND e.bucket >= $2 AND e.bucket < $3 AND e.reading_count > 0
-	   AND (e.bucket < (SELECT max(bucket) FROM energy_readings_1hour WHERE machine_id = $1)
+	   AND ($4::float8 IS NULL
+	        OR e.bucket < (SELECT max(bucket) FROM energy_readings_1hour WHERE machine_id = $1)
 	        OR e.bucket + interval '1 hour' + $4 * interval '1 second' <= now())
 	 ORDER BY e.bucket`
 
@@ -334,11 +335,19 @@ func scanPeriod(r pgx.CollectableRow) (StatusPeriod, error) {
 	return p, err
 }
 
-// Load reads what scoring [from, to) needs. The first Load of a transaction
-// (first = true) also takes the machine's scoring lock and reads Now,
-// Generation and Previous.
-func (a *AnomalyTx) Load(ctx context.Context, from, to, periodsFrom time.Time, grace time.Duration, first bool) (ScoringRead, error) {
+// Load reads what scoring [from, to) needs. With closedGrace ≥ 0 only
+// closed hours are read (hours with energy readings in a later hour, or that
+// ended more than closedGrace ago); with a negative closedGrace every hour
+// (the caller knows they closed). The first Load of a transaction (first =
+// true) also takes the machine's scoring lock and reads Now, Generation and
+// Previous.
+func (a *AnomalyTx) Load(ctx context.Context, from, to, periodsFrom time.Time, closedGrace time.Duration, first bool) (ScoringRead, error) {
 	var r ScoringRead
+	var grace *float64
+	if closedGrace >= 0 {
+		g := closedGrace.Seconds()
+		grace = &g
+	}
 	b := &pgx.Batch{}
 	if first {
 		b.Queue(`SELECT pg_advisory_xact_lock(hashtext('anomaly_hours'), hashtext($1::text))`, a.machineID).Exec(func(pgconn.CommandTag) error { return nil })
@@ -353,7 +362,7 @@ func (a *AnomalyTx) Load(ctx context.Context, from, to, periodsFrom time.Time, g
 			return err
 		})
 	}
-	b.Queue(inputsSQL, a.machineID, from, to, grace.Seconds()).Query(func(rows pgx.Rows) (err error) {
+	b.Queue(inputsSQL, a.machineID, from, to, grace).Query(func(rows pgx.Rows) (err error) {
 		r.Inputs, err = pgx.CollectRows(rows, scanInput)
 		return err
 	})
