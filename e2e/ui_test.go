@@ -65,7 +65,7 @@ func TestPagesLoad(t *testing.T) {
 	pg := newBrowser(t)
 	// One untimed load first: a user's browser is already running and
 	// connected; the first navigation of a fresh one pays for its start.
-	pg.run(t, "warm up", 20*time.Second, chromedp.Navigate(b.url+"/api/v1/docs"))
+	pg.open(t, b.url+"/api/v1/ui/")
 	for _, base := range []string{"/api/v1/ui/", "/api/analytics/ui/"} {
 		for _, c := range checks {
 			url := b.url + base + c.path + "?machine_id=" + m
@@ -121,6 +121,26 @@ func TestPagesLoad(t *testing.T) {
 		t.Errorf("schedule: %d rows, want the windows and the earliest-start row", n)
 	}
 	pg.screenshot(t, "forecast-schedule")
+
+	// Controls that reload part of a page: the 7-day horizon (none issued
+	// here) and the anomaly filter for every machine.
+	pg.reset()
+	pg.run(t, "horizon 7d", 20*time.Second,
+		chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelector('#horizon'); s.value = '7d'; s.dispatchEvent(new Event('change')); })()`),
+		chromedp.WaitVisible(chromedp.CSS("#fc-info")))
+	pg.run(t, "no 7d forecast", 20*time.Second, chromedp.Poll[chromedp.Void](`document.querySelector('#chart-demand').textContent === 'No forecast yet.'`))
+	pg.open(t, b.url+"/api/v1/ui/anomaly?machine_id="+m)
+	pg.run(t, "every machine", 20*time.Second,
+		chromedp.Click(chromedp.CSS("#f-all")),
+		chromedp.Click(chromedp.CSS("#filters button[type=submit]")),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#chart-timeline').textContent.startsWith('Pick one machine')`))
+	if got := pg.text(t, "[data-kpi=total] .u"); got != "every machine" {
+		t.Errorf("anomaly filter every machine: the count is for %q", got)
+	}
+	problems, _ := pg.logged()
+	for _, p := range problems {
+		t.Errorf("after changing controls: %s", p)
+	}
 
 	// The picker's type filter: only the pump remains.
 	pg.open(t, b.url+"/api/v1/ui/?machine_id="+m)
