@@ -82,7 +82,8 @@ CREATE TABLE production_data_1hour (
     sum_speed_percent           double precision NOT NULL DEFAULT 0,
     speed_count                 bigint NOT NULL DEFAULT 0,
     -- seconds in each operating mode: each reading stands for the machine's
-    -- data_interval_seconds
+    -- data_interval_seconds, or for metadata->>'interval_seconds' when the
+    -- writer says it sampled more coarsely (history backfilled at 1 min)
     running_seconds             double precision NOT NULL DEFAULT 0,
     idle_seconds                double precision NOT NULL DEFAULT 0,
     maintenance_seconds         double precision NOT NULL DEFAULT 0,
@@ -244,8 +245,11 @@ $$;
 --    one hour_closed event per machine-hour. A replayed history closes all
 --    its hours but the newest at once.
 --  * A change to an hour that is already closed emits hour_revised, unless an
---    identical revision is still waiting unclaimed (a claimed one may be
---    running right now and must not swallow the newer change).
+--    identical revision, or the hour's own hour_closed, is still waiting
+--    unclaimed: that event will read the hour as it is now. (A claimed one may
+--    be running right now and must not swallow the newer change.) So one
+--    transaction that writes several hours table by table — a backfill —
+--    closes each hour once instead of closing and then revising it.
 --  * One NOTIFY hourly_aggregate_closed per statement that wrote events; the
 --    payload is the id of a machine that got events (the lowest, when several
 --    did). It is a wake-up, not a list: the events table is the truth.
@@ -285,7 +289,7 @@ BEGIN
         WHERE t.hour <= st.closed_through
           AND NOT EXISTS (
               SELECT 1 FROM analytics_events e
-              WHERE e.machine_id = t.machine_id AND e.kind = 'hour_revised' AND e.bucket = t.hour
+              WHERE e.machine_id = t.machine_id AND e.kind IN ('hour_revised', 'hour_closed') AND e.bucket = t.hour
                 AND e.done_at IS NULL AND e.parked_at IS NULL AND e.locked_until IS NULL)
     ), inserted AS (
         INSERT INTO analytics_events (kind, machine_id, bucket)
@@ -621,7 +625,7 @@ $apply$
 $apply$);
 
 SELECT pg_temp.create_rollup_triggers('production_data', 'rollup_production_delta',
-    $cols$machine_id, time, production_count::bigint AS production_count, production_count_good::bigint AS production_count_good, production_count_bad::bigint AS production_count_bad, throughput_units_per_hour::double precision AS throughput, operating_mode::text AS mode, speed_percent::double precision AS speed, downtime_seconds::double precision AS downtime, rollup_parse_number(metadata->>'material_moisture') AS moisture$cols$,
+    $cols$machine_id, time, production_count::bigint AS production_count, production_count_good::bigint AS production_count_good, production_count_bad::bigint AS production_count_bad, throughput_units_per_hour::double precision AS throughput, operating_mode::text AS mode, speed_percent::double precision AS speed, downtime_seconds::double precision AS downtime, rollup_parse_number(metadata->>'material_moisture') AS moisture, nullif(greatest(rollup_parse_number(metadata->>'interval_seconds'), 0), 0) AS interval_seconds$cols$,
     ARRAY['production_data_1hour'],
 $delta$
     SELECT ch.machine_id,
@@ -634,11 +638,11 @@ $delta$
        coalesce(sum(ch.sign) FILTER (WHERE ch.throughput IS NOT NULL), 0) AS throughput_count,
        coalesce(sum(ch.sign * ch.speed), 0) AS sum_speed_percent,
        coalesce(sum(ch.sign) FILTER (WHERE ch.speed IS NOT NULL), 0) AS speed_count,
-       coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'running'), 0)::double precision AS running_seconds,
-       coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'idle'), 0)::double precision AS idle_seconds,
-       coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'maintenance'), 0)::double precision AS maintenance_seconds,
-       coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'fault'), 0)::double precision AS fault_seconds,
-       coalesce(sum(ch.sign * coalesce(m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'offline'), 0)::double precision AS offline_seconds,
+       coalesce(sum(ch.sign * coalesce(ch.interval_seconds, m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'running'), 0)::double precision AS running_seconds,
+       coalesce(sum(ch.sign * coalesce(ch.interval_seconds, m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'idle'), 0)::double precision AS idle_seconds,
+       coalesce(sum(ch.sign * coalesce(ch.interval_seconds, m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'maintenance'), 0)::double precision AS maintenance_seconds,
+       coalesce(sum(ch.sign * coalesce(ch.interval_seconds, m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'fault'), 0)::double precision AS fault_seconds,
+       coalesce(sum(ch.sign * coalesce(ch.interval_seconds, m.data_interval_seconds, 1)) FILTER (WHERE ch.mode = 'offline'), 0)::double precision AS offline_seconds,
        coalesce(sum(ch.sign * ch.downtime), 0) AS total_downtime_seconds,
        coalesce(sum(ch.sign * ch.moisture), 0) AS sum_material_moisture,
        coalesce(sum(ch.sign) FILTER (WHERE ch.moisture IS NOT NULL), 0) AS material_moisture_count,

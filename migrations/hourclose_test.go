@@ -56,6 +56,16 @@ func energyAt(t *testing.T, pool *pgxpool.Pool, machine string, power float64, t
 	}
 }
 
+// markProcessed marks every event of the machine done, as a worker that
+// handled them would: a later change to those hours is then a revision.
+func markProcessed(t *testing.T, pool *pgxpool.Pool, machine string) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), `UPDATE analytics_events SET done_at = now(), attempts = 1
+		WHERE machine_id = $1 AND done_at IS NULL`, machine); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // span returns the times from (inclusive) to (exclusive) every step.
 func span(from, to time.Time, step time.Duration) []time.Time {
 	var out []time.Time
@@ -156,6 +166,7 @@ func TestLateReadingRevisesOnce(t *testing.T) {
 		energyAt(t, pool, m, 10, span(hour(h), hour(h+1), time.Minute)...)
 	}
 	expectEvents(t, pool, m, "hour_closed 0", "hour_closed 1")
+	markProcessed(t, pool, m) // a worker handled hours 0 and 1
 
 	energyAt(t, pool, m, 99, hour(0).Add(30*time.Second)) // late: a new reading in closed hour 0
 	expectEvents(t, pool, m, "hour_closed 0", "hour_closed 1", "hour_revised 0")
@@ -266,6 +277,7 @@ func TestSweeperClosesStaleHourOnce(t *testing.T) {
 	expectEvents(t, pool, old, "hour_closed 10")
 	expectEvents(t, pool, live)
 	expectEvents(t, pool, emptied) // an hour without readings closes silently
+	markProcessed(t, pool, old)    // a worker handled hour 10
 
 	energyAt(t, pool, old, 12, hour(10).Add(30*time.Second)) // late, into the swept hour
 	energyAt(t, pool, old, 12, hour(11))                     // the next hour opens
@@ -413,5 +425,64 @@ func TestOneNotificationPerStatement(t *testing.T) {
 	var events int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM analytics_events WHERE kind = 'hour_closed'`).Scan(&events); err != nil || events != 3 {
 		t.Errorf("hour_closed events: %d (err %v), want 3", events, err)
+	}
+}
+
+// TestBackfillTransactionClosesEachHourOnce: one transaction writes two days
+// table by table (energy for every hour, then production for every hour),
+// as a backfill does. The production rows land in hours the energy rows
+// already closed, but those hours' hour_closed events are still waiting
+// unclaimed and will read the finished hours, so no hour is revised.
+func TestBackfillTransactionClosesEachHourOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	m := plant(t, pool, 60)[0]
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	times := span(hour(0), hour(48), time.Minute)
+	if _, err := tx.Exec(ctx, `INSERT INTO energy_readings (time, machine_id, power_kw) SELECT unnest($2::timestamptz[]), $1, 10`, m, times); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO production_data (time, machine_id, production_count, operating_mode)
+		SELECT unnest($2::timestamptz[]), $1, 1, 'running'`, m, times); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]string, 47)
+	for h := range want {
+		want[h] = fmt.Sprintf("hour_closed %d", h)
+	}
+	expectEvents(t, pool, m, want...)
+}
+
+// TestCoarseHistoryCountsItsOwnInterval: a production reading that says it
+// stands for 60 s (metadata interval_seconds, as the simulator's backfilled
+// history does) counts 60 s of its mode, not the machine's 1 s sampling
+// interval; a reading without it counts the machine's interval.
+func TestCoarseHistoryCountsItsOwnInterval(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	m := plant(t, pool, 1)[0] // a machine sampling every 1 s
+	_, err := pool.Exec(ctx, `INSERT INTO production_data (time, machine_id, operating_mode, metadata) VALUES
+		($2, $1, 'running', '{"interval_seconds": 60}'),
+		($2 + interval '1 minute', $1, 'running', '{"interval_seconds": "60"}'),
+		($2 + interval '2 minutes', $1, 'idle', '{}'),
+		($2 + interval '3 minutes', $1, 'idle', '{"interval_seconds": -5}')`, m, hour(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var running, idle float64
+	if err := pool.QueryRow(ctx, `SELECT running_seconds, idle_seconds FROM production_data_1hour WHERE machine_id = $1`, m).Scan(&running, &idle); err != nil {
+		t.Fatal(err)
+	}
+	// running: 60 + 60 s; idle: 1 s (no metadata) + 1 s (a negative interval is ignored).
+	if running != 120 || idle != 2 {
+		t.Errorf("running=%v idle=%v; want 120 and 2", running, idle)
 	}
 }
