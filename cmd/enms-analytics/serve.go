@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,9 +49,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opt serveOption
 		}
 		logger.Info("migrations applied")
 	}
-	pool, err := pgxpool.New(ctx, url)
+	pool, err := openPool(ctx, url, cfg)
 	if err != nil {
-		return fmt.Errorf("open database pool: %w", err)
+		return err
 	}
 	defer pool.Close()
 	st := store.New(pool)
@@ -146,4 +147,22 @@ func workerStatus(w *listener.Worker) func() apihttp.WorkerStatus {
 		}
 		return ws
 	}
+}
+
+// openPool sizes the pool for the worker and the API together: pgxpool's
+// default (the larger of 4 and the CPU count) let a busy worker starve the
+// API on a 2-core machine. A pool_max_conns in the URL wins.
+func openPool(ctx context.Context, url string, cfg Config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		pc.MaxConns = int32(2*cfg.WorkerConcurrency + 16)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	return pool, nil
 }
