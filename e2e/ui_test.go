@@ -133,9 +133,11 @@ func TestPagesLoad(t *testing.T) {
 	pg.run(t, "every machine", 20*time.Second,
 		chromedp.Click(chromedp.CSS("#f-all")),
 		chromedp.Click(chromedp.CSS("#filters button[type=submit]")),
-		chromedp.Poll[chromedp.Void](`document.querySelector('#chart-timeline').textContent.startsWith('Pick one machine')`))
-	if got := pg.text(t, "[data-kpi=total] .u"); got != "every machine" {
-		t.Errorf("anomaly filter every machine: the count is for %q", got)
+		chromedp.Poll[chromedp.Void](`document.querySelector('#chart-timeline').textContent.startsWith('Pick one machine')`),
+		// the unresolved count is now the plant's (1: the one episode)
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-kpi=total] .u')?.textContent === 'every machine'`))
+	if got := pg.text(t, "[data-kpi=total] .v"); got != "1" {
+		t.Errorf("anomaly filter every machine: %q unresolved, want 1", got)
 	}
 	problems, _ := pg.logged()
 	for _, p := range problems {

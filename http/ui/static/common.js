@@ -107,6 +107,12 @@ function markNav() {
   }
 }
 
+// initialMachineID is the machine a page starts with: ?machine_id=, else the
+// last one picked in this browser. Pages may prefetch with it.
+export function initialMachineID() {
+  return new URLSearchParams(location.search).get('machine_id') || localStorage.getItem('enms_machine');
+}
+
 // Picker is the machine picker: factory and type filters over /machines.
 // onChange(machine) runs after the selection changes (and once at start).
 export async function picker(onChange) {
@@ -117,7 +123,7 @@ export async function picker(onChange) {
   const factories = new Map(machines.map(m => [m.factory_id, m.factory_name]));
   for (const [id, name] of [...factories].sort((a, b) => a[1].localeCompare(b[1]))) fSel.append(el('option', { value: id }, name));
   for (const t of [...new Set(machines.map(m => m.type))].sort()) tSel.append(el('option', { value: t }, t));
-  const saved = new URLSearchParams(location.search).get('machine_id') || localStorage.getItem('enms_machine');
+  const saved = initialMachineID();
   const state = { machines, factories, current: null };
   const fill = () => {
     const keep = mSel.value || saved;
