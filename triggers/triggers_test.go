@@ -1,6 +1,7 @@
 package triggers_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +90,31 @@ func TestEventValidate(t *testing.T) {
 	if _, err := good[0].StatusChange(); err == nil {
 		t.Error("StatusChange of an hour_closed event succeeded")
 	}
+}
+
+// FuzzParseStatusChange: the parser never panics, and whatever it accepts
+// survives a round trip through JSON unchanged.
+func FuzzParseStatusChange(f *testing.F) {
+	f.Add([]byte(`{"old_mode": "running", "new_mode": "maintenance", "old_running": true, "new_running": false, "at": "2026-01-05T02:30:00+01:00"}`))
+	f.Add([]byte(`{"old_mode": null, "new_mode": "idle", "old_running": null, "new_running": false, "at": "2026-01-05T01:30:00.123456Z"}`))
+	f.Add([]byte(`{"new_mode": "fault"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		sc, err := triggers.ParseStatusChange(payload)
+		if err != nil {
+			return
+		}
+		b, err := json.Marshal(sc)
+		if err != nil {
+			t.Fatalf("marshal %+v: %v", sc, err)
+		}
+		again, err := triggers.ParseStatusChange(b)
+		if err != nil {
+			t.Fatalf("re-parse %s: %v", b, err)
+		}
+		if !again.At.Equal(sc.At) || again.NewMode != sc.NewMode || again.NewRunning != sc.NewRunning ||
+			(again.OldMode == nil) != (sc.OldMode == nil) || (again.OldRunning == nil) != (sc.OldRunning == nil) {
+			t.Fatalf("round trip changed %+v into %+v", sc, again)
+		}
+	})
 }
