@@ -37,6 +37,7 @@ type Config struct {
 	EventRetention         time.Duration
 	WorkerConcurrency      int
 	WorkerMaxAttempts      int
+	WorkerLeaseDuration    time.Duration
 	ListenerReconnectDelay time.Duration
 	PollInterval           time.Duration
 }
@@ -74,6 +75,7 @@ var Vars = []Var{
 	{"EVENT_RETENTION", "168h", "processed events are kept this long"},
 	{"WORKER_CONCURRENCY", "4", "machines processed in parallel"},
 	{"WORKER_MAX_ATTEMPTS", "5", "attempts before a failing event is parked"},
+	{"WORKER_LEASE_DURATION", "30s", "how long claimed events stay leased without renewal: a crashed replica's events are taken over after this"},
 	{"LISTENER_RECONNECT_DELAY", "2s", "delay before the listener reconnects"},
 	{"POLL_INTERVAL", "5s", "polling fallback for missed notifications"},
 }
@@ -102,6 +104,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		EventRetention:          r.duration("EVENT_RETENTION"),
 		WorkerConcurrency:       r.int("WORKER_CONCURRENCY"),
 		WorkerMaxAttempts:       r.int("WORKER_MAX_ATTEMPTS"),
+		WorkerLeaseDuration:     r.duration("WORKER_LEASE_DURATION"),
 		ListenerReconnectDelay:  r.duration("LISTENER_RECONNECT_DELAY"),
 		PollInterval:            r.duration("POLL_INTERVAL"),
 	}

@@ -63,6 +63,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opt serveOption
 		Registerer:     metrics,
 		Concurrency:    cfg.WorkerConcurrency,
 		MaxAttempts:    cfg.WorkerMaxAttempts,
+		LeaseDuration:  cfg.WorkerLeaseDuration,
 		ReconnectDelay: cfg.ListenerReconnectDelay,
 		PollInterval:   cfg.PollInterval,
 		HourCloseGrace: cfg.HourCloseGrace,
