@@ -6,7 +6,6 @@ import (
 	"fmt"
 	nethttp "net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/uptrace/bunrouter"
@@ -29,24 +28,15 @@ const MaxAnomalies = 1000
 
 var severities = []string{"normal", "warning", "critical"}
 
-// defaultAnomaly is the detector used when Config.Anomaly is nil: default
-// settings over the baseline's rolling model.
-var defaultAnomaly struct {
-	once sync.Once
-	svc  *anomaly.Service
-	err  error
-}
-
-// anomalies returns the detector /anomaly/detect re-scores with.
+// anomalies returns the detector /anomaly/detect re-scores with:
+// Config.Anomaly, else one with default settings over the baseline's
+// rolling model (built per request: cheap, and its caches only save reads).
 func (s *Server) anomalies() (*anomaly.Service, error) {
 	if s.cfg.Anomaly != nil {
 		return s.cfg.Anomaly, nil
 	}
-	defaultAnomaly.once.Do(func() {
-		defaultAnomaly.svc, defaultAnomaly.err = anomaly.New(anomaly.Config{Store: s.cfg.Store,
-			Model: anomaly.BaselinePredictor(baseline.New(baseline.DefaultConfig(s.cfg.Store)))})
-	})
-	return defaultAnomaly.svc, defaultAnomaly.err
+	return anomaly.New(anomaly.Config{Store: s.cfg.Store,
+		Model: anomaly.BaselinePredictor(baseline.New(baseline.DefaultConfig(s.cfg.Store)))})
 }
 
 func (s *Server) anomalyRoutes() []Route {

@@ -201,3 +201,33 @@ func TestAnomalyRecentActiveResolve(t *testing.T) {
 		t.Errorf("after re-detect: %+v %v", a, err)
 	}
 }
+
+// TestAnomalyDetectDefaultModel: without Config.Anomaly the route scores
+// against the baseline's rolling model; m1 has no model yet, so its four
+// hours are recorded unscored and nothing is flagged.
+func TestAnomalyDetectDefaultModel(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	code, m := f.detect(t, fmt.Sprintf(`{"machine_id": %q, "start": "2026-01-05T00:00:00Z", "end": "2026-01-05T04:00:00Z"}`, m1ID))
+	if code != 200 {
+		t.Fatalf("status %d: %v", code, m)
+	}
+	if num(t, m, "hours_scored") != 4 || num(t, m, "hours_by_status.unscored") != 4 || num(t, m, "total_anomalies") != 0 {
+		t.Errorf("detect without a rolling model: %v", m)
+	}
+	var reasons []string
+	rows, err := f.pool.Query(context.Background(), `SELECT reason FROM anomaly_hours WHERE machine_id = $1 ORDER BY bucket`, m1ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		reasons = append(reasons, r)
+	}
+	if strings.Join(reasons, ",") != "no_model,no_model,no_model,no_model" {
+		t.Errorf("reasons %v, want no_model ×4", reasons)
+	}
+}
