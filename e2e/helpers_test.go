@@ -210,7 +210,7 @@ func (p *page) run(t *testing.T, what string, timeout time.Duration, steps ...ch
 // get runs one action that returns a value, with a timeout.
 func get[T any](t *testing.T, p *page, what string, a chromedp.Action[T]) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(ctx, a)
 	if err != nil {
@@ -224,7 +224,7 @@ func get[T any](t *testing.T, p *page, what string, a chromedp.Action[T]) T {
 // start, performance.now()).
 func (p *page) open(t *testing.T, url string) float64 {
 	t.Helper()
-	p.run(t, "open "+url, 20*time.Second,
+	p.run(t, "open "+url, 45*time.Second, // generous: a loaded CI machine, not a speed check
 		chromedp.Navigate(url),
 		chromedp.WaitReady(chromedp.CSS("body[data-ready]")))
 	return get(t, p, "ready time", chromedp.Evaluate[float64](`window.__readyMs`))

@@ -62,7 +62,9 @@ async function train(ev) {
     });
     const t0 = Date.now();
     while (!['done', 'rejected', 'failed'].includes(req.status)) {
-      status.textContent = `${req.status}… ${((Date.now() - t0) / 1000).toFixed(1)} s`;
+      const secs = (Date.now() - t0) / 1000;
+      status.textContent = `${req.status}… ${secs.toFixed(1)} s` + (req.status === 'pending' && secs > 30
+        ? ' (no worker has claimed the request yet: is the analytics worker running?)' : '');
       await sleep(400);
       ({ data: req } = await api('baseline/train-requests/' + req.id));
     }

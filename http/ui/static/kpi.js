@@ -53,7 +53,10 @@ async function loadFactoryMachines() {
 
 async function reload() {
   showError(null);
-  if (!machine) return;
+  if (!machine) {
+    for (const id of ['#machine-cards', '#factory-cards', '#factory-machines tbody']) $(id).replaceChildren();
+    return;
+  }
   await Promise.all([loadMachine(), loadFactory(), loadFactoryMachines()]);
 }
 
