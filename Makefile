@@ -35,6 +35,10 @@ test/short: ## the suite without -race (faster while editing)
 bench: build ## measure: prints a JSON report (see README, "Measured figures")
 	./$(BIN) bench
 
+.PHONY: bench/quick
+bench/quick: build ## the same report, small and under a minute (CI smoke)
+	./$(BIN) bench --quick
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

@@ -3,6 +3,7 @@
 //	enms-analytics serve            worker + API
 //	enms-analytics migrate up|down [N]|version
 //	enms-analytics dev              embedded PostgreSQL + demo plant + live simulation + serve
+//	enms-analytics bench [--quick]  measure ingest, latency, throughput and memory; print JSON
 //
 // Configuration comes from the environment (see Vars, and the README).
 package main
@@ -43,6 +44,8 @@ commands:
                         [--speed X]; --machines a,b --seed N --incident-rate R --step D --seed-plant
   dev [flags]           make run: embedded PostgreSQL, demo plant, 60 days of history, live simulation, serve
                         (--days 60 --seed 1 --speed 1 --incident-rate R --history-step 1m --archive-step 5m)
+  bench [flags]         make bench: its own PostgreSQL (or BENCH_DATABASE_URL), a simulated plant, the worker;
+                        prints a JSON report (--quick: under a minute; --machines N --days D)
   help                  this text
 
 Configuration is read from the environment; see README.md.
@@ -71,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return simulateCmd(ctx, cfg, logger, args[1:], stdout, stderr)
 	case "dev":
 		return devCmd(ctx, cfg, logger, args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, cfg, getenv, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
