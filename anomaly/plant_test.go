@@ -413,6 +413,12 @@ func TestSimulatedPlant(t *testing.T) {
 	}
 	recall := float64(found) / float64(len(p.incidents))
 	precision := float64(truePos) / float64(len(eps))
+	var scored int
+	if err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM anomaly_hours WHERE status IN ('normal', 'anomalous')`).Scan(&scored); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("false episodes: %d in %d scored hours = %.5f per hour (configured 0.0005)",
+		len(eps)-truePos, scored, float64(len(eps)-truePos)/float64(scored))
 	t.Logf("%d incidents, %d found (recall %.3f); %d episodes, %d true (precision %.3f)",
 		len(p.incidents), found, recall, len(eps), truePos, precision)
 	if recall < 0.9 || precision < 0.85 {
