@@ -41,7 +41,7 @@ type bundle struct {
 // setup starts the worker (with the baseline trainer) and the API (its
 // Config changed by mutate), with the API also reachable under nginx's
 // prefix: /api/analytics/x → /api/v1/x.
-func setup(t *testing.T, mutate ...func(*apihttp.Config)) *bundle {
+func setup(t testing.TB, mutate ...func(*apihttp.Config)) *bundle {
 	t.Helper()
 	chromiumPath(t) // fail before the database work when there is no browser
 	pool := testdb.New(t)
@@ -102,7 +102,7 @@ func setup(t *testing.T, mutate ...func(*apihttp.Config)) *bundle {
 }
 
 // chromiumPath is the browser the tests drive.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	p := os.Getenv("CHROMIUM_PATH")
 	if p == "" {
@@ -125,7 +125,7 @@ type page struct {
 }
 
 // newBrowser starts a fresh headless Chromium (own profile) and opens a tab.
-func newBrowser(t *testing.T) *page {
+func newBrowser(t testing.TB) *page {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
@@ -198,7 +198,7 @@ func (p *page) logged() (problems, requests []string) {
 }
 
 // run runs steps with a timeout.
-func (p *page) run(t *testing.T, what string, timeout time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+func (p *page) run(t testing.TB, what string, timeout time.Duration, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, timeout)
 	defer cancel()
@@ -208,7 +208,7 @@ func (p *page) run(t *testing.T, what string, timeout time.Duration, steps ...ch
 }
 
 // get runs one action that returns a value, with a timeout.
-func get[T any](t *testing.T, p *page, what string, a chromedp.Action[T]) T {
+func get[T any](t testing.TB, p *page, what string, a chromedp.Action[T]) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
@@ -222,7 +222,7 @@ func get[T any](t *testing.T, p *page, what string, a chromedp.Action[T]) T {
 // open navigates to url and waits for the page's body[data-ready]; it
 // returns the page's own figure of when it was ready (ms after navigation
 // start, performance.now()).
-func (p *page) open(t *testing.T, url string) float64 {
+func (p *page) open(t testing.TB, url string) float64 {
 	t.Helper()
 	p.run(t, "open "+url, 45*time.Second, // generous: a loaded CI machine, not a speed check
 		chromedp.Navigate(url),
@@ -231,13 +231,13 @@ func (p *page) open(t *testing.T, url string) float64 {
 }
 
 // text returns the text of the first visible node matching sel.
-func (p *page) text(t *testing.T, sel string) string {
+func (p *page) text(t testing.TB, sel string) string {
 	t.Helper()
 	return strings.TrimSpace(get(t, p, "read "+sel, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible)))
 }
 
 // count returns how many nodes match sel now (without waiting).
-func (p *page) count(t *testing.T, sel string) int {
+func (p *page) count(t testing.TB, sel string) int {
 	t.Helper()
 	q, _ := json.Marshal(sel)
 	return get(t, p, "count "+sel, chromedp.Evaluate[int](`document.querySelectorAll(`+string(q)+`).length`))
@@ -247,7 +247,7 @@ var artifactsOnce sync.Once
 var artifactsDir string
 
 // screenshot writes a full-page PNG and logs its path.
-func (p *page) screenshot(t *testing.T, name string) string {
+func (p *page) screenshot(t testing.TB, name string) string {
 	t.Helper()
 	artifactsOnce.Do(func() {
 		base := os.Getenv("ARTIFACTS_DIR")
@@ -276,7 +276,7 @@ type plant struct {
 	machines  map[string]string // name → id
 }
 
-func (b *bundle) plant(t *testing.T, factory string, machines map[string]string) plant {
+func (b *bundle) plant(t testing.TB, factory string, machines map[string]string) plant {
 	t.Helper()
 	ctx := context.Background()
 	p := plant{machines: map[string]string{}}
@@ -298,7 +298,7 @@ func (b *bundle) plant(t *testing.T, factory string, machines map[string]string)
 // insertHours writes n running hours ending at end (exclusive) straight into
 // the hourly rollups: units ~ U(0, 100), kWh = 12 + 0.8·units + N(0, 2²).
 // The seed makes the data the same on every run.
-func (b *bundle) insertHours(t *testing.T, machineID string, end time.Time, n int, seed uint64) {
+func (b *bundle) insertHours(t testing.TB, machineID string, end time.Time, n int, seed uint64) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var energy, prod [][]any
@@ -323,7 +323,7 @@ func (b *bundle) insertHours(t *testing.T, machineID string, end time.Time, n in
 }
 
 // anomaly inserts an open episode of hours hours ending at last.
-func (b *bundle) anomaly(t *testing.T, machineID string, last time.Time, hours int, severity string) string {
+func (b *bundle) anomaly(t testing.TB, machineID string, last time.Time, hours int, severity string) string {
 	t.Helper()
 	var id string
 	err := b.pool.QueryRow(context.Background(), `
@@ -340,7 +340,7 @@ func (b *bundle) anomaly(t *testing.T, machineID string, last time.Time, hours i
 // forecast inserts a 24-hour hourly forecast made at origin: 60 kWh per
 // hour with ±8 (80 %) and ±14 (95 %) kWh bands and a peak of 90 kWh at
 // hour 6.
-func (b *bundle) forecast(t *testing.T, machineID string, origin time.Time) {
+func (b *bundle) forecast(t testing.TB, machineID string, origin time.Time) {
 	t.Helper()
 	var rows [][]any
 	for h := 1; h <= 24; h++ {
@@ -361,7 +361,7 @@ func (b *bundle) forecast(t *testing.T, machineID string, origin time.Time) {
 
 // train queues a training request the way an SQL client does and waits for
 // the worker's answer.
-func (b *bundle) train(t *testing.T, machineID string, drivers []string, start, end time.Time) store.TrainRequestRow {
+func (b *bundle) train(t testing.TB, machineID string, drivers []string, start, end time.Time) store.TrainRequestRow {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
