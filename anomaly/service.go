@@ -144,6 +144,13 @@ func (c *Config) applyDefaults() error {
 	if c.MinHistoryHours < 0 || c.WarmupHours < 0 || c.QuietGapHours < 0 || c.WindowHours < analytics.MinRobustSamples {
 		return fmt.Errorf("anomaly: negative hours, or a window under %d hours", analytics.MinRobustSamples)
 	}
+	// Hours become time.Duration: keep them far from overflowing it.
+	const maxHours = 1 << 20 // 120 years
+	for _, h := range []int{c.MinHistoryHours, c.WarmupHours, c.QuietGapHours, c.WindowHours, c.ForestRefreshHours, c.MaxReplayHours} {
+		if h > maxHours {
+			return fmt.Errorf("anomaly: %d hours is more than the %d this service accepts", h, maxHours)
+		}
+	}
 	return nil
 }
 
