@@ -175,6 +175,7 @@ type benchReport struct {
 		BurstHistoryDays int    `json:"burst_history_days"`
 		TrainSamples     int    `json:"train_samples"`
 		APIRequests      int    `json:"api_requests"`
+		WorkerConc       int    `json:"worker_concurrency"`
 		Database         string `json:"database"`
 		Version          string `json:"version"`
 	} `json:"params"`
@@ -285,6 +286,7 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 	p.Quick, p.Machines, p.Days, p.Step = o.Quick, o.Machines, o.Days, o.Step.String()
 	p.IngestBatches, p.LatencySamples, p.BurstHistoryDays = o.IngestBatches, o.Machines*o.LatencyHours, o.BurstHistoryDays
 	p.TrainSamples, p.APIRequests, p.Version = o.TrainSamples, o.APIRequests, version
+	p.WorkerConc = cfg.WorkerConcurrency
 
 	env := &benchEnv{prefix: fmt.Sprintf("enms_bench_%d_", os.Getpid()), log: logf}
 	if u := strings.TrimSpace(getenv("BENCH_DATABASE_URL")); u != "" {
@@ -398,7 +400,7 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 	rep.Notes = append(rep.Notes,
 		"ingest: energy_readings only, COPY batches of 1,000 simulator readings (all machines, time order), alternating which database goes first; without = same schema with ALTER TABLE energy_readings DISABLE TRIGGER USER (foreign keys still checked)",
 		"hour_close_latency_ms: worker idle; from the COMMIT acknowledgement of the transaction holding the first reading of the next hour (energy, production and environment rows, as the simulator writes them) to analytics_events.done_at of the hour_closed event (all handlers: anomaly score, rolling model, forecast, KPI day); _from_send_ms counts from before the write",
-		"burst_1000_machines_s: one INSERT of a reading for each of the burst machines closes the same hour; from before the INSERT to the last hour_closed event's done_at; each burst machine has burst_history_days of hourly energy and production rollups before that hour (written directly, not simulated)",
+		"burst_1000_machines_s: one INSERT of a reading for each of the burst machines closes the same hour; from before the INSERT to the last hour_closed event's done_at; each burst machine has burst_history_days of hourly energy and production rollups before that hour (written directly, not simulated), so this hour is also where each machine's rolling model is first built from that window",
 		"backfill_machine_hours_per_s: hour_closed events processed / seconds from the start of the simulated backfill (COPY with triggers, the worker running alongside) until no event is pending",
 		"train_latency_ms: INSERT into baseline_train_requests to its baseline_train_done notification (status done checked), 6 drivers",
 		"api_latency_ms: half /api/v1/kpi/all (random simulated machine, random 24 h window), half /api/v1/anomaly/recent (7-day window, half per machine), over loopback HTTP/1.1 keep-alive",
