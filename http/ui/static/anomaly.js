@@ -82,9 +82,9 @@ async function resolve(ev) {
   try {
     const { data } = await api(`anomaly/${resolving.id}/resolve`, { method: 'PUT', body: { resolution_notes: note } });
     episodes = episodes.map(a => (a.id === data.id ? { ...a, ...data } : a));
-    $('#anomalies').dataset.resolved = data.id;
     drawList();
     await loadActive();
+    $('#anomalies').dataset.resolved = data.id; // list and counts are up to date
   } catch (e) { showError(e); }
 }
 
