@@ -134,6 +134,9 @@ type benchReport struct {
 	Burst1000MachinesS float64 `json:"burst_1000_machines_s"`
 	BurstMachines      int     `json:"burst_machines"`
 	BurstEventsPerS    float64 `json:"burst_events_per_s"`
+	// BurstHourCloseLatency: per machine, the INSERT's commit to its hour's
+	// analytics done, under the burst.
+	BurstHourCloseLatency latencyMS `json:"burst_hour_close_latency_ms"`
 
 	BackfillMachineHoursPerS float64 `json:"backfill_machine_hours_per_s"`
 	Backfill                 struct {
@@ -400,7 +403,7 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 	rep.Notes = append(rep.Notes,
 		"ingest: energy_readings only, COPY batches of 1,000 simulator readings (all machines, time order), alternating which database goes first; without = same schema with ALTER TABLE energy_readings DISABLE TRIGGER USER (foreign keys still checked)",
 		"hour_close_latency_ms: worker idle; from the COMMIT acknowledgement of the transaction holding the first reading of the next hour (energy, production and environment rows, as the simulator writes them) to analytics_events.done_at of the hour_closed event (all handlers: anomaly score, rolling model, forecast, KPI day); _from_send_ms counts from before the write",
-		"burst_1000_machines_s: one INSERT of a reading for each of the burst machines closes the same hour; from before the INSERT to the last hour_closed event's done_at; each burst machine has burst_history_days of hourly energy and production rollups before that hour (written directly, not simulated), so this hour is also where each machine's rolling model is first built from that window",
+		"burst_1000_machines_s: one INSERT of a reading for each of the burst machines closes the same hour; from before the INSERT to the last hour_closed event's done_at (burst_hour_close_latency_ms: each machine's done_at from the INSERT's commit acknowledgement); each burst machine has burst_history_days of hourly energy and production rollups before that hour (written directly, not simulated), so this hour is also where each machine's rolling model is first built from that window",
 		"backfill_machine_hours_per_s: hour_closed events processed / seconds from the start of the simulated backfill (COPY with triggers, the worker running alongside) until no event is pending",
 		"train_latency_ms: INSERT into baseline_train_requests to its baseline_train_done notification (status done checked), 6 drivers",
 		"api_latency_ms: half /api/v1/kpi/all (random simulated machine, random 24 h window), half /api/v1/anomaly/recent (7-day window, half per machine), over loopback HTTP/1.1 keep-alive",
@@ -772,9 +775,24 @@ func benchBurst(ctx context.Context, pool *pgxpool.Pool, ids []string, hour time
 		SELECT $1, m::uuid, 25, 25 FROM unnest($2::text[]) m`, hour.Add(time.Hour), ids); err != nil {
 		return err
 	}
+	acked := time.Now()
 	if _, err := waitIdle(ctx, pool, 20*time.Millisecond, 10*time.Minute); err != nil {
 		return err
 	}
+	rows, err := pool.Query(ctx, `SELECT done_at FROM analytics_events
+		WHERE kind = 'hour_closed' AND bucket = $1 AND machine_id = ANY($2::uuid[]) AND done_at IS NOT NULL`, hour, ids)
+	if err != nil {
+		return err
+	}
+	dones, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	if err != nil {
+		return err
+	}
+	lat := make([]time.Duration, len(dones))
+	for i, d := range dones {
+		lat[i] = max(d.Sub(acked), 0)
+	}
+	rep.BurstHourCloseLatency = latencies(lat)
 	var n int64
 	var last time.Time
 	if err := pool.QueryRow(ctx, `SELECT count(*), max(done_at) FROM analytics_events

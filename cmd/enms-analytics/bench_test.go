@@ -53,7 +53,7 @@ func TestBenchReport(t *testing.T) {
 		"burst_1000_machines_s", "backfill_machine_hours_per_s", "worker_peak_rss_mb", "api_concurrency"} {
 		positive(k, m[k])
 	}
-	for _, k := range []string{"hour_close_latency_ms", "train_latency_ms", "api_latency_ms"} {
+	for _, k := range []string{"hour_close_latency_ms", "burst_hour_close_latency_ms", "train_latency_ms", "api_latency_ms"} {
 		d, ok := m[k].(map[string]any)
 		if !ok {
 			t.Errorf("%s = %v, want {p50, p99}", k, m[k])
@@ -90,6 +90,9 @@ func TestBenchReport(t *testing.T) {
 	}
 	if rep.HourCloseLatency.Samples != 2*2 {
 		t.Errorf("hour-close samples %d, want 2 machines × 2 hours", rep.HourCloseLatency.Samples)
+	}
+	if rep.BurstHourCloseLatency.Samples != 20 {
+		t.Errorf("burst latency over %d hours, want one per burst machine (20)", rep.BurstHourCloseLatency.Samples)
 	}
 	if rep.BurstMachines != 20 || rep.TrainLatency.Samples != 1 || rep.APILatency.Samples != 20 || rep.APINon200 != 0 {
 		t.Errorf("burst %d machines, %d train samples, %d API samples with %d not 200; want 20, 1, 20, 0",
