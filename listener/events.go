@@ -123,11 +123,11 @@ func (w *Worker) completeEvents(hctx context.Context, succeeded <-chan triggers.
 				break more
 			}
 		}
-		sctx, cancel := context.WithTimeout(hctx, storeTimeout)
-		err := w.st.CompleteEvents(sctx, w.cfg.Name, batch)
-		cancel()
+		err := w.untilStored(hctx, "record events done", func(sctx context.Context) error {
+			return w.st.CompleteEvents(sctx, w.cfg.Name, batch)
+		})
 		if err != nil {
-			w.log.Warn("record events done; they will be handled again when their lease expires", "events", len(batch), "err", err)
+			w.log.Warn("record events done at shutdown; they will be handled again when their lease expires", "events", len(batch), "err", err)
 		} else {
 			for _, ev := range batch {
 				w.metrics.processed.WithLabelValues(string(ev.Kind)).Inc()
@@ -156,16 +156,16 @@ func (w *Worker) processEvent(ctx, hctx context.Context, ev triggers.Event) bool
 	if err == nil {
 		return true
 	}
-	sctx, cancel := context.WithTimeout(hctx, storeTimeout)
-	defer cancel()
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		w.releaseEvents(hctx, []triggers.Event{ev})
 		return false
 	}
 	park := ev.Attempt >= w.cfg.MaxAttempts || ev.Validate() != nil
 	backoff := w.cfg.Backoff(ev.Attempt)
-	if ferr := w.st.FailEvent(sctx, w.cfg.Name, ev.ID, err.Error(), backoff, park); ferr != nil {
-		w.log.Warn("record event failure; its lease will expire instead", "event", ev.ID, "err", ferr)
+	if ferr := w.untilStored(hctx, "record event failure", func(sctx context.Context) error {
+		return w.st.FailEvent(sctx, w.cfg.Name, ev.ID, err.Error(), backoff, park)
+	}); ferr != nil {
+		w.log.Warn("record event failure at shutdown; its lease will expire instead", "event", ev.ID, "err", ferr)
 		return false
 	}
 	w.metrics.failed.WithLabelValues(kind).Inc()
@@ -178,6 +178,32 @@ func (w *Worker) processEvent(ctx, hctx context.Context, ev triggers.Event) bool
 		"attempt", ev.Attempt, "retry_in", backoff, "err", err)
 	time.AfterFunc(backoff, func() { wake(w.eventWake) })
 	return false
+}
+
+// untilStored runs a store write that records an event's outcome, retrying
+// with backoff (100 ms doubling to 5 s) while the database is unreachable,
+// until it succeeds or hctx ends (shutdown). Giving up early is not an
+// option: the worker renews the lease of every event it holds for as long
+// as it lives, so an outcome left unrecorded would keep that event — and
+// every later event of its machine — leased and untouched forever (seen
+// after a PostgreSQL restart).
+func (w *Worker) untilStored(hctx context.Context, what string, write func(context.Context) error) error {
+	delay := 100 * time.Millisecond
+	for {
+		sctx, cancel := context.WithTimeout(hctx, storeTimeout)
+		err := write(sctx)
+		cancel()
+		if err == nil || hctx.Err() != nil {
+			return err
+		}
+		w.log.Warn(what+" failed; retrying", "err", err, "retry_in", delay)
+		select {
+		case <-hctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
 }
 
 // runHandlers calls the handlers of the event's kind in order, each under
