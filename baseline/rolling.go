@@ -115,6 +115,11 @@ func (s *Service) Refresh(ctx context.Context, machineID string, hour time.Time,
 		if r.state.LastHour != nil && !hour.After(r.state.LastHour.Add(-s.window())) {
 			return nil // older than the window: nothing to do
 		}
+		// The latest hour again is a redelivery (the worker died after this
+		// refresh committed, before its event was marked done): it changes
+		// nothing, so it must not count as a refresh either, or every later
+		// model version would differ from an uninterrupted run's.
+		redelivered := r.state.LastHour != nil && hour.Equal(*r.state.LastHour)
 		if include {
 			if err := s.addHour(ctx, tx, r, hour); err != nil {
 				return err
@@ -128,7 +133,9 @@ func (s *Service) Refresh(ctx context.Context, machineID string, hour time.Time,
 		if err := s.evict(ctx, tx, r); err != nil {
 			return err
 		}
-		r.state.RefreshedCount++
+		if !redelivered {
+			r.state.RefreshedCount++
+		}
 		if err := s.maybePublish(ctx, tx, r, hour); err != nil {
 			return err
 		}
