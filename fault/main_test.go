@@ -503,7 +503,12 @@ var (
 // and read it last, so the reference runs alongside their faulty run.
 func reference(t *testing.T) <-chan state {
 	ch := make(chan state, 1)
+	finished := make(chan struct{})
+	// The reference runs as a subtest of t: t must not end before it does,
+	// even when t fails early.
+	t.Cleanup(func() { <-finished })
 	go func() {
+		defer close(finished)
 		refOnce.Do(func() {
 			t.Run("reference", func(t *testing.T) {
 				url := testdb.URL(t)
