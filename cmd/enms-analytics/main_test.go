@@ -187,6 +187,37 @@ func TestServeRunsTheAnalytics(t *testing.T) {
 		}
 		return status == "done" || status == "rejected", status
 	})
+
+	// Late data for a closed hour: the revision is processed by every
+	// handler (rolling model, re-score, forecasts' actuals, the day's
+	// snapshot) without parking, and the day's snapshot sees the new energy.
+	var before float64
+	if err := pool.QueryRow(ctx, `SELECT total_energy_kwh FROM kpi_daily_snapshots WHERE machine_id = $1 AND day = '2026-03-04'`, machine).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO energy_readings (time, machine_id, power_kw) VALUES ('2026-03-04T10:07:00Z', $1, 400)`, machine); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the revision is processed", func() (bool, string) {
+		var done, parked int
+		err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE done_at IS NOT NULL), count(*) FILTER (WHERE parked_at IS NOT NULL)
+			FROM analytics_events WHERE machine_id = $1 AND kind = 'hour_revised'`, machine).Scan(&done, &parked)
+		if err != nil {
+			return false, err.Error()
+		}
+		if parked > 0 {
+			t.Fatalf("hour_revised parked")
+		}
+		return done == 1, fmt.Sprintf("done=%d", done)
+	})
+	var after float64
+	if err := pool.QueryRow(ctx, `SELECT total_energy_kwh FROM kpi_daily_snapshots WHERE machine_id = $1 AND day = '2026-03-04'`, machine).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	// One more 400 kW reading standing for the machine's 900 s interval: +100 kWh.
+	if diff := after - before; diff < 99.999 || diff > 100.001 {
+		t.Errorf("daily snapshot changed by %v kWh after the late reading; want 100", diff)
+	}
 }
 
 // waitFor polls cond until it holds or the timeout passes; it waits on a
