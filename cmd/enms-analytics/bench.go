@@ -146,6 +146,7 @@ type benchReport struct {
 		TotalS            float64 `json:"total_s"`
 		CatchUpAfterS     float64 `json:"catch_up_after_write_s"`
 		EventsParked      int64   `json:"events_parked"`
+		WorkerCPUS        float64 `json:"worker_cpu_s"`
 		AnomalyHours      int64   `json:"anomaly_hours_scored"`
 		AnomalyHoursTotal int64   `json:"anomaly_hours_rows"`
 	} `json:"backfill"`
@@ -374,9 +375,18 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 
 	// 3. Backfill end to end: write the history while the worker runs,
 	// until the worker has processed every event.
+	cpu0, err := w.cpuTime()
+	if err != nil {
+		return nil, err
+	}
 	if err := benchBackfill(ctx, pool, gen, machines, from, to, o, rep, logf); err != nil {
 		return nil, fmt.Errorf("bench backfill: %w", err)
 	}
+	cpu1, err := w.cpuTime()
+	if err != nil {
+		return nil, err
+	}
+	rep.Backfill.WorkerCPUS = round3((cpu1 - cpu0).Seconds())
 	// 4. Hour-close latency with the worker idle.
 	if err := benchHourClose(ctx, pool, gen, machines, to, o, rep, logf); err != nil {
 		return nil, fmt.Errorf("bench hour close: %w", err)
@@ -404,7 +414,7 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 		"ingest: energy_readings only, COPY batches of 1,000 simulator readings (all machines, time order), alternating which database goes first; without = same schema with ALTER TABLE energy_readings DISABLE TRIGGER USER (foreign keys still checked)",
 		"hour_close_latency_ms: worker idle; from the COMMIT acknowledgement of the transaction holding the first reading of the next hour (energy, production and environment rows, as the simulator writes them) to analytics_events.done_at of the hour_closed event (all handlers: anomaly score, rolling model, forecast, KPI day); _from_send_ms counts from before the write",
 		"burst_1000_machines_s: one INSERT of a reading for each of the burst machines closes the same hour; from before the INSERT to the last hour_closed event's done_at (burst_hour_close_latency_ms: each machine's done_at from the INSERT's commit acknowledgement); each burst machine has burst_history_days of hourly energy and production rollups before that hour (written directly, not simulated), so this hour is also where each machine's rolling model is first built from that window",
-		"backfill_machine_hours_per_s: hour_closed events processed / seconds from the start of the simulated backfill (COPY with triggers, the worker running alongside) until no event is pending",
+		"backfill_machine_hours_per_s: hour_closed events processed / seconds from the start of the simulated backfill (COPY with triggers, the worker running alongside) until no event is pending; backfill.worker_cpu_s is the CPU time the worker process used meanwhile (/proc/PID/schedstat), the rest of total_s went to PostgreSQL, the simulator and other load",
 		"train_latency_ms: INSERT into baseline_train_requests to its baseline_train_done notification (status done checked), 6 drivers",
 		"api_latency_ms: half /api/v1/kpi/all (random simulated machine, random 24 h window), half /api/v1/anomaly/recent (7-day window, half per machine), over loopback HTTP/1.1 keep-alive; each client sends one untimed request first, so connection setup is not in the figures",
 		"HOUR_CLOSE_GRACE is set to 8760h for the worker so the periodic sweep never closes an hour the bench is about to close itself",
@@ -966,6 +976,31 @@ type benchWorker struct {
 	cmd  *exec.Cmd
 	done chan error
 	stop func()
+}
+
+func (w *benchWorker) statusPath(file string) string {
+	if w.cmd != nil {
+		return fmt.Sprintf("/proc/%d/%s", w.cmd.Process.Pid, file)
+	}
+	return "/proc/self/" + file
+}
+
+// cpuTime is the CPU time the worker's process has used so far
+// (/proc/PID/schedstat: nanoseconds on a CPU).
+func (w *benchWorker) cpuTime() (time.Duration, error) {
+	b, err := os.ReadFile(w.statusPath("schedstat"))
+	if err != nil {
+		return 0, fmt.Errorf("read worker CPU time: %w", err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0, fmt.Errorf("read worker CPU time: empty schedstat")
+	}
+	ns, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("read worker CPU time: %w", err)
+	}
+	return time.Duration(ns), nil
 }
 
 func (w *benchWorker) peakRSS() (float64, string, error) {

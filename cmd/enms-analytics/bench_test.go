@@ -85,6 +85,9 @@ func TestBenchReport(t *testing.T) {
 	if rep.Backfill.MachineHours != 2*23 {
 		t.Errorf("backfill machine-hours %d, want 2 × 23 = 46", rep.Backfill.MachineHours)
 	}
+	if rep.Backfill.WorkerCPUS <= 0 {
+		t.Errorf("worker CPU time during the backfill %v, want > 0", rep.Backfill.WorkerCPUS)
+	}
 	if rep.Backfill.EventsParked != 0 {
 		t.Errorf("%d events parked: a handler failed", rep.Backfill.EventsParked)
 	}
