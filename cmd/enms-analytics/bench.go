@@ -414,7 +414,7 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 		"ingest: energy_readings only, COPY batches of 1,000 simulator readings (all machines, time order), alternating which database goes first; without = same schema with ALTER TABLE energy_readings DISABLE TRIGGER USER (foreign keys still checked)",
 		"hour_close_latency_ms: worker idle; from the COMMIT acknowledgement of the transaction holding the first reading of the next hour (energy, production and environment rows, as the simulator writes them) to analytics_events.done_at of the hour_closed event (all handlers: anomaly score, rolling model, forecast, KPI day); _from_send_ms counts from before the write",
 		"burst_1000_machines_s: one INSERT of a reading for each of the burst machines closes the same hour; from before the INSERT to the last hour_closed event's done_at (burst_hour_close_latency_ms: each machine's done_at from the INSERT's commit acknowledgement); each burst machine has burst_history_days of hourly energy and production rollups before that hour (written directly, not simulated), so this hour is also where each machine's rolling model is first built from that window",
-		"backfill_machine_hours_per_s: hour_closed events processed / seconds from the start of the simulated backfill (COPY with triggers, the worker running alongside) until no event is pending; backfill.worker_cpu_s is the CPU time the worker process used meanwhile (/proc/PID/schedstat), the rest of total_s went to PostgreSQL, the simulator and other load",
+		"backfill_machine_hours_per_s: hour_closed events processed / seconds from the start of the simulated backfill (COPY with triggers, the worker running alongside) until no event is pending; backfill.worker_cpu_s is the CPU time the worker process used meanwhile (/proc/PID/stat utime + stime), the rest of total_s went to PostgreSQL, the simulator and other load",
 		"train_latency_ms: INSERT into baseline_train_requests to its baseline_train_done notification (status done checked), 6 drivers",
 		"api_latency_ms: half /api/v1/kpi/all (random simulated machine, random 24 h window), half /api/v1/anomaly/recent (7-day window, half per machine), over loopback HTTP/1.1 keep-alive; each client sends one untimed request first, so connection setup is not in the figures",
 		"HOUR_CLOSE_GRACE is set to 8760h for the worker so the periodic sweep never closes an hour the bench is about to close itself",
@@ -985,22 +985,29 @@ func (w *benchWorker) statusPath(file string) string {
 	return "/proc/self/" + file
 }
 
-// cpuTime is the CPU time the worker's process has used so far
-// (/proc/PID/schedstat: nanoseconds on a CPU).
+// cpuTime is the CPU time (user + system, all threads) the worker's process
+// has used so far: /proc/PID/stat utime and stime, in USER_HZ ticks (100 per
+// second on Linux).
 func (w *benchWorker) cpuTime() (time.Duration, error) {
-	b, err := os.ReadFile(w.statusPath("schedstat"))
+	b, err := os.ReadFile(w.statusPath("stat"))
 	if err != nil {
 		return 0, fmt.Errorf("read worker CPU time: %w", err)
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0, fmt.Errorf("read worker CPU time: empty schedstat")
+	// the command name in parentheses may hold spaces: fields start after it
+	k := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[k+1:]))
+	if k < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("read worker CPU time: unexpected %q", b)
 	}
-	ns, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("read worker CPU time: %w", err)
+	var ticks int64
+	for _, v := range f[11:13] { // utime, stime (fields 14 and 15 of stat)
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("read worker CPU time: %w", err)
+		}
+		ticks += n
 	}
-	return time.Duration(ns), nil
+	return time.Duration(ticks) * (time.Second / 100), nil
 }
 
 func (w *benchWorker) peakRSS() (float64, string, error) {
