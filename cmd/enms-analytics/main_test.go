@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -245,4 +247,19 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 		<-tick.C
 	}
 	t.Fatalf("%s: not within %s (last state: %s)", what, timeout, last)
+}
+
+// TestREADMEListsEveryVariable keeps the README's configuration table true:
+// every variable the service reads is documented there.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Vars {
+		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
+			t.Errorf("README's configuration table has no row for %s", v.Name)
+		}
+	}
 }
