@@ -15,6 +15,7 @@ import (
 
 	"github.com/enms/enms-analytics/migrations"
 	"github.com/enms/enms-analytics/simulator"
+	"github.com/enms/enms-analytics/store"
 )
 
 // devCmd is `enms-analytics dev` (= `make run`): the embedded cluster (or the
@@ -115,7 +116,7 @@ func devCmd(ctx context.Context, cfg Config, logger *slog.Logger, args []string,
 		printTryURLs(stdout, addr, url, machines, time.Since(started), *speed)
 		select {
 		case <-caughtUp:
-			fmt.Fprintf(stdout, "dev: the worker has processed the history (%.0fs after start)\n", time.Since(started).Seconds())
+			reportCatchUp(ctx, store.New(pool), stdout, started)
 		case <-ctx.Done():
 		}
 	}()
@@ -196,4 +197,28 @@ func printTryURLs(w io.Writer, addr, dbURL string, machines []simulator.Machine,
 	fmt.Fprintf(w, "  psql %q\n", dbURL)
 	fmt.Fprintf(w, "    SELECT * FROM simulator_labels ORDER BY start_time DESC LIMIT 5;   -- injected incidents\n\n")
 	fmt.Fprintln(w, "Ctrl-C stops everything; `make run` again resumes with the same data.")
+}
+
+// reportCatchUp tells how much of the loaded history the worker still has to
+// analyse, every 10 seconds, until nothing is pending.
+func reportCatchUp(ctx context.Context, st *store.Store, stdout io.Writer, started time.Time) {
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		b, err := st.EventBacklog(ctx)
+		pending := b.Pending
+		if err != nil {
+			return // stopping, or the database is gone: serve reports that
+		}
+		if pending == 0 {
+			fmt.Fprintf(stdout, "dev: the worker has analysed the history (%.0fs after start)\n", time.Since(started).Seconds())
+			return
+		}
+		fmt.Fprintf(stdout, "dev: the worker is analysing the history: %d machine-hours to go\n", pending)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
