@@ -11,6 +11,7 @@ import (
 
 	"github.com/enms/enms-analytics/baseline"
 	"github.com/enms/enms-analytics/internal/testdb"
+	"github.com/enms/enms-analytics/internal/workertest"
 	"github.com/enms/enms-analytics/listener"
 	"github.com/enms/enms-analytics/store"
 	"github.com/enms/enms-analytics/triggers"
@@ -172,22 +173,7 @@ func BenchmarkHourCloseToAnomaly(b *testing.B) {
 	}
 	w.Handle(triggers.KindHourClosed, svc.HourClosedHandler(bl.Refresh))
 	w.Handle(triggers.KindHourRevised, svc.HourRevisedHandler(bl.Revise))
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("worker: %v", err)
-		}
-	}()
-	select {
-	case <-w.Ready():
-	case err := <-done:
-		b.Fatalf("worker stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		b.Fatal("worker not ready after 60 s")
-	}
+	defer workertest.Start(b, w)()
 
 	var machine string
 	if err := pool.QueryRow(ctx, `

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/enms/enms-analytics/internal/testdb"
+	"github.com/enms/enms-analytics/internal/workertest"
 	"github.com/enms/enms-analytics/listener"
 	"github.com/enms/enms-analytics/store"
 )
@@ -51,22 +52,7 @@ func (b *bundle) startWorker(t testing.TB, register ...func(*listener.Worker)) *
 	for _, r := range register {
 		r(w)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	})
-	select {
-	case <-w.Ready():
-	case err := <-done:
-		t.Fatalf("worker stopped before ready: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker not ready after 30 s")
-	}
+	workertest.Start(t, w)
 	return w
 }
 

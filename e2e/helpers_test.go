@@ -27,6 +27,7 @@ import (
 	"github.com/enms/enms-analytics/baseline"
 	apihttp "github.com/enms/enms-analytics/http"
 	"github.com/enms/enms-analytics/internal/testdb"
+	"github.com/enms/enms-analytics/internal/workertest"
 	"github.com/enms/enms-analytics/listener"
 	"github.com/enms/enms-analytics/store"
 )
@@ -53,22 +54,7 @@ func setup(t testing.TB, mutate ...func(*apihttp.Config)) *bundle {
 		t.Fatal(err)
 	}
 	w.HandleTrain(baseline.New(baseline.DefaultConfig(st)).TrainHandler())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	})
-	select {
-	case <-w.Ready():
-	case err := <-done:
-		t.Fatalf("worker stopped before it was ready: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker not ready after 30 s")
-	}
+	workertest.Start(t, w)
 
 	cfg := apihttp.Config{Store: st, Logger: logger}
 	for _, m := range mutate {

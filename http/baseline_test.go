@@ -14,6 +14,7 @@ import (
 
 	"github.com/enms/enms-analytics/baseline"
 	"github.com/enms/enms-analytics/internal/testdb"
+	"github.com/enms/enms-analytics/internal/workertest"
 	"github.com/enms/enms-analytics/listener"
 	"github.com/enms/enms-analytics/store"
 )
@@ -63,18 +64,7 @@ func baselineFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	w.HandleTrain(svc.TrainHandler())
-	wctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	select {
-	case <-w.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker not ready")
-	}
+	workertest.Start(t, w)
 	return serveStore(t, pool)
 }
 
