@@ -42,7 +42,7 @@ const (
 func TestNginxProxy(t *testing.T) {
 	t.Parallel()
 	if _, err := os.Stat(nginxBinary); err != nil {
-		t.Skipf("nginx is not installed at %s (run `make deps`, which installs nginx-light): %v", nginxBinary, err)
+		t.Fatalf("nginx is not installed at %s: run `make deps`, which installs nginx-light (%v)", nginxBinary, err)
 	}
 	pool := testdb.New(t)
 	ctx := context.Background()

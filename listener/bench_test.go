@@ -19,7 +19,6 @@ import (
 // worker's own state handler. Reports p50 and p99 in milliseconds.
 func BenchmarkHourCloseLatency(b *testing.B) {
 	bd := setup(b)
-	requireRollupTriggers(b, bd.pool)
 	ctx := context.Background()
 	ms := bd.machines(b, 1)
 	done := make(chan time.Time, 1)
@@ -73,7 +72,6 @@ func BenchmarkHourCloseLatency(b *testing.B) {
 // INSERT's commit, and end to end (INSERT and triggers included).
 func BenchmarkSameHourClose1000(b *testing.B) {
 	bd := setup(b)
-	requireRollupTriggers(b, bd.pool)
 	ctx := context.Background()
 	const n = 1000
 	ms := bd.machines(b, n)

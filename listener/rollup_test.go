@@ -13,15 +13,6 @@ import (
 	"github.com/enms/enms-analytics/triggers"
 )
 
-// requireRollupTriggers skips when the rollup triggers that write hour
-// events (migration 000003, with analytics_close_stale_hours) are absent.
-func requireRollupTriggers(t testing.TB, pool *pgxpool.Pool) {
-	t.Helper()
-	if !scalar[bool](t, pool, `SELECT to_regprocedure('analytics_close_stale_hours(interval)') IS NOT NULL`) {
-		t.Skip("the rollup triggers that emit hour events have not landed")
-	}
-}
-
 // hourKey names one machine-hour event.
 type hourKey struct {
 	kind    triggers.Kind
@@ -102,7 +93,6 @@ func writeStep(ctx context.Context, pool *pgxpool.Pool, machines []string, hour 
 func TestConcurrentWritersCloseEveryHourOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	requireRollupTriggers(t, b.pool)
 	ctx := context.Background()
 	const nMachines, nHours, nWriters = 100, 48, 4
 	ms := b.machines(t, nMachines)
@@ -203,7 +193,6 @@ func TestConcurrentWritersCloseEveryHourOnce(t *testing.T) {
 func TestSweeperClosesStaleHours(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	requireRollupTriggers(t, b.pool)
 	ctx := context.Background()
 	ms := b.machines(t, 2)
 	counter := newHourCounter()
