@@ -3,6 +3,7 @@
 DROP FUNCTION IF EXISTS get_factory_summary(uuid, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS get_machine_operating_hours(uuid, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS calculate_all_kpis(uuid, timestamptz, timestamptz);
+DROP FUNCTION IF EXISTS analytics_all_kpis(uuid, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS calculate_carbon_intensity(uuid, timestamptz, timestamptz, text);
 DROP FUNCTION IF EXISTS calculate_energy_cost(uuid, timestamptz, timestamptz, uuid);
 DROP FUNCTION IF EXISTS calculate_load_factor(uuid, timestamptz, timestamptz);

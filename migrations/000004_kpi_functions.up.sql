@@ -451,8 +451,46 @@ BEGIN
 END
 $$;
 
--- calculate_all_kpis: every KPI above in one row, from the same pass and the
--- same tariff and carbon logic (the machine's own factory and grid region).
+-- analytics_all_kpis: every KPI above in one row, from the same pass and the
+-- same tariff and carbon logic (the machine's own factory and grid region),
+-- plus the currency of the cost as calculate_energy_cost reports it. It is
+-- what the API and the daily snapshots read, so the currency comes from the
+-- same pass instead of a second query.
+CREATE FUNCTION analytics_all_kpis(p_machine_id uuid, p_start_time timestamptz, p_end_time timestamptz)
+RETURNS TABLE (
+    machine_id             uuid,
+    machine_name           text,
+    time_period_hours      double precision,
+    total_energy_kwh       double precision,
+    avg_power_kw           double precision,
+    peak_demand_kw         double precision,
+    total_production_units bigint,
+    sec_kwh_per_unit       double precision,
+    load_factor            double precision,
+    load_factor_percent    double precision,
+    total_cost             double precision,
+    cost_per_unit          double precision,
+    total_co2_kg           double precision,
+    co2_per_unit_kg        double precision,
+    currency               text
+)
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT k.machine_id, k.machine_name, k.time_period_hours, k.total_energy_kwh, k.avg_power_kw,
+           k.peak_demand_kw, k.total_production_units,
+           k.total_energy_kwh / nullif(k.total_production_units, 0),
+           lf.v, 100 * lf.v,
+           k.total_cost, k.total_cost / nullif(k.total_production_units, 0),
+           k.total_co2_kg, k.total_co2_kg / nullif(k.total_production_units, 0),
+           k.currency
+    FROM analytics_machine_kpis(p_machine_id, p_start_time, p_end_time) k
+    CROSS JOIN LATERAL (SELECT CASE WHEN k.peak_demand_kw > 0 THEN k.avg_power_kw / k.peak_demand_kw END AS v) lf;
+END
+$$;
+
+-- calculate_all_kpis: analytics_all_kpis with the EnMS result columns.
 CREATE FUNCTION calculate_all_kpis(p_machine_id uuid, p_start_time timestamptz, p_end_time timestamptz)
 RETURNS TABLE (
     machine_id             uuid,
@@ -474,14 +512,10 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
-    SELECT k.machine_id, k.machine_name, k.time_period_hours, k.total_energy_kwh, k.avg_power_kw,
-           k.peak_demand_kw, k.total_production_units,
-           k.total_energy_kwh / nullif(k.total_production_units, 0),
-           lf.v, 100 * lf.v,
-           k.total_cost, k.total_cost / nullif(k.total_production_units, 0),
-           k.total_co2_kg, k.total_co2_kg / nullif(k.total_production_units, 0)
-    FROM analytics_machine_kpis(p_machine_id, p_start_time, p_end_time) k
-    CROSS JOIN LATERAL (SELECT CASE WHEN k.peak_demand_kw > 0 THEN k.avg_power_kw / k.peak_demand_kw END AS v) lf;
+    SELECT a.machine_id, a.machine_name, a.time_period_hours, a.total_energy_kwh, a.avg_power_kw,
+           a.peak_demand_kw, a.total_production_units, a.sec_kwh_per_unit, a.load_factor,
+           a.load_factor_percent, a.total_cost, a.cost_per_unit, a.total_co2_kg, a.co2_per_unit_kg
+    FROM analytics_all_kpis(p_machine_id, p_start_time, p_end_time) a;
 END
 $$;
 

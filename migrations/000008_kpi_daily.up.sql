@@ -40,7 +40,6 @@ DECLARE
     p_start  timestamptz;
     p_end    timestamptz;
     k        record;
-    cur      text;
     result   kpi_daily_snapshots;
 BEGIN
     SELECT f.timezone INTO tz
@@ -52,8 +51,7 @@ BEGIN
     p_start := p_day::timestamp AT TIME ZONE tz;
     p_end := (p_day + 1)::timestamp AT TIME ZONE tz;
 
-    SELECT * INTO k FROM calculate_all_kpis(p_machine_id, p_start, p_end);
-    SELECT c.currency INTO cur FROM calculate_energy_cost(p_machine_id, p_start, p_end) c;
+    SELECT * INTO k FROM analytics_all_kpis(p_machine_id, p_start, p_end);
 
     INSERT INTO kpi_daily_snapshots AS s (
         machine_id, day, timezone, period_start, period_end, time_period_hours,
@@ -64,7 +62,7 @@ BEGIN
         p_machine_id, p_day, tz, p_start, p_end, extract(epoch FROM p_end - p_start) / 3600.0,
         coalesce(k.total_energy_kwh, 0), coalesce(k.avg_power_kw, 0), coalesce(k.peak_demand_kw, 0),
         coalesce(k.total_production_units, 0), k.sec_kwh_per_unit, k.load_factor, k.load_factor_percent,
-        coalesce(k.total_cost, 0), coalesce(cur, 'USD'), k.cost_per_unit,
+        coalesce(k.total_cost, 0), coalesce(k.currency, 'USD'), k.cost_per_unit,
         coalesce(k.total_co2_kg, 0), k.co2_per_unit_kg, now())
     ON CONFLICT (machine_id, day) DO UPDATE SET
         timezone = excluded.timezone, period_start = excluded.period_start,

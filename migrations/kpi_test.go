@@ -937,3 +937,26 @@ func TestKPIReplacesOriginalEnMSFunctions(t *testing.T) {
 		"total_co2_kg": 0.0, "emission_factor": 0.45,
 	})
 }
+
+// TestKPIAllCurrencyIsTheCostsCurrency: analytics_all_kpis (what /kpi/all
+// and the daily snapshots read) reports the currency of the cost as
+// calculate_energy_cost does, from the same pass. The EU factory gets a
+// second, time-of-use tariff in CHF for 09–21 only; a weekday from local
+// midnight is priced EUR (flat) for 00–09 and 21–24 and CHF for 09–21, so
+// the cost's currency is 'CHF+EUR' — not the EUR of the tariff in force at
+// the window's start.
+func TestKPIAllCurrencyIsTheCostsCurrency(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	p.exec(t, `INSERT INTO energy_tariffs (factory_id, name, rate_per_kwh, currency, is_time_of_use, start_hour, end_hour, valid_from, is_active)
+		VALUES ($1, 'Day (CHF)', 0.30, 'CHF', true, 9, 21, '2024-01-01', true)`, p.eu)
+	berlin := mustLoad("Europe/Berlin")
+	start := time.Date(2026, 6, 10, 0, 0, 0, 0, berlin)
+	p.rampDay(t, p.euComp, start)
+	end := start.AddDate(0, 0, 1)
+	cost := one(t, p.pool, `SELECT currency FROM calculate_energy_cost($1, $2, $3)`, p.euComp, start, end)
+	all := one(t, p.pool, `SELECT currency FROM analytics_all_kpis($1, $2, $3)`, p.euComp, start, end)
+	if cost["currency"] != "CHF+EUR" || all["currency"] != cost["currency"] {
+		t.Errorf("calculate_energy_cost currency %v, analytics_all_kpis currency %v; want both CHF+EUR", cost["currency"], all["currency"])
+	}
+}

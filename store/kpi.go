@@ -66,7 +66,8 @@ type CarbonIntensity struct {
 	CO2PerUnitKg   *float64
 }
 
-// AllKPIs is calculate_all_kpis, plus the currency of the cost.
+// AllKPIs is calculate_all_kpis, plus the currency of the cost (both from
+// analytics_all_kpis, one pass).
 type AllKPIs struct {
 	MachineRef
 	TimePeriodHours      float64
@@ -172,14 +173,14 @@ func (s *Store) CarbonIntensity(ctx context.Context, machineID string, start, en
 // AllKPIs computes every KPI of a machine over [start, end) in one statement.
 func (s *Store) AllKPIs(ctx context.Context, machineID string, start, end time.Time) (AllKPIs, error) {
 	var v AllKPIs
-	err := s.kpiQuery(ctx, "calculate all kpis", "calculate_all_kpis", `
+	err := s.kpiQuery(ctx, "calculate all kpis", "analytics_all_kpis", `
 		coalesce(k.time_period_hours, 0)::float8, coalesce(k.total_energy_kwh, 0)::float8,
 		coalesce(k.avg_power_kw, 0)::float8, coalesce(k.peak_demand_kw, 0)::float8,
 		coalesce(k.total_production_units, 0)::float8, k.sec_kwh_per_unit::float8,
 		k.load_factor::float8, k.load_factor_percent::float8,
 		coalesce(k.total_cost, 0)::float8, k.cost_per_unit::float8,
 		coalesce(k.total_co2_kg, 0)::float8, k.co2_per_unit_kg::float8,
-		coalesce((SELECT t.currency FROM analytics_tariff(m.factory_id, $2::timestamptz) t), 'USD')::text`,
+		coalesce(k.currency, 'USD')::text`,
 		machineID, start, end, append(v.dest(),
 			&v.TimePeriodHours, &v.TotalEnergyKWh, &v.AvgPowerKW, &v.PeakDemandKW,
 			&v.TotalProductionUnits, &v.SECKWhPerUnit, &v.LoadFactor, &v.LoadFactorPercent,
