@@ -3,57 +3,26 @@ package baseline
 import (
 	"context"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/enms/enms-analytics/simulator"
 	"github.com/enms/enms-analytics/store"
 	"github.com/enms/enms-analytics/triggers"
 )
 
-// benchDrivers are six drivers that vary independently in benchHours.
-var benchDrivers = []string{"production_count", "operating_hours", "pressure_bar", "material_moisture_pct", "hdd", "cdd"}
-
-// benchHours writes n hours from t0 of a machine with six live drivers:
-// kWh = 10 + 0.8·units + 20·running share + 3·(pressure − 7) + 0.4·moisture
-// + 0.3·hdd + 0.5·cdd + N(0, 2²).
+// benchHours writes n hours from t0 of a machine with six live drivers
+// (simulator.WriteTrainingHours) and analyses the rollups, as autovacuum
+// would after a bulk load, so the planner sees the row counts.
 func benchHours(b testing.TB, bd *bundle, m string, n int) {
 	b.Helper()
-	rng := rand.New(rand.NewPCG(9, 2160))
-	var energy, prod, env [][]any
-	for i := range n {
-		h := t0.Add(time.Duration(i) * time.Hour)
-		temp := 15 + 10*math.Sin(2*math.Pi*float64(i%24)/24) + 3*rng.NormFloat64()
-		units := float64(rng.IntN(101))
-		share := 0.5 + 0.5*rng.Float64()
-		press := 7 + 0.5*rng.NormFloat64()
-		moist := 2 + rng.Float64()
-		kwh := 10 + 0.8*units + 20*share + 3*(press-7) + 0.4*moist + 0.3*math.Max(0, 18-temp) +
-			0.5*math.Max(0, temp-18) + 2*rng.NormFloat64()
-		energy = append(energy, []any{h, m, 60, 60 * kwh, kwh})
-		prod = append(prod, []any{h, m, 60, int64(units), 3600 * share, 3600 * (1 - share), "running", moist, 1})
-		env = append(env, []any{h, m, 1, temp, 1, press, 1})
-	}
 	ctx := context.Background()
-	for _, c := range []struct {
-		table string
-		cols  []string
-		rows  [][]any
-	}{
-		{"energy_readings_1hour", []string{"bucket", "machine_id", "reading_count", "sum_power_kw", "total_energy_kwh"}, energy},
-		{"production_data_1hour", []string{"bucket", "machine_id", "reading_count", "total_production_count",
-			"running_seconds", "idle_seconds", "dominant_mode", "sum_material_moisture", "material_moisture_count"}, prod},
-		{"environmental_data_1hour", []string{"bucket", "machine_id", "reading_count", "sum_outdoor_temp_c",
-			"outdoor_temp_count", "sum_pressure_bar", "pressure_count"}, env},
-	} {
-		if _, err := bd.pool.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
-			b.Fatal(err)
-		}
-		// as autovacuum would after a bulk load: the planner sees the row counts
-		if _, err := bd.pool.Exec(ctx, "ANALYZE "+c.table); err != nil {
+	if err := simulator.WriteTrainingHours(ctx, bd.pool, m, t0, n); err != nil {
+		b.Fatal(err)
+	}
+	for _, table := range []string{"energy_readings_1hour", "production_data_1hour", "environmental_data_1hour"} {
+		if _, err := bd.pool.Exec(ctx, "ANALYZE "+table); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -94,7 +63,7 @@ func BenchmarkTrainRequestLatency(b *testing.B) {
 		began := time.Now()
 		var id string
 		if err := conn.QueryRow(ctx, `INSERT INTO baseline_train_requests (machine_id, drivers, training_start, training_end)
-			VALUES ($1, $2, $3, $4) RETURNING id::text`, m, benchDrivers, t0, end).Scan(&id); err != nil {
+			VALUES ($1, $2, $3, $4) RETURNING id::text`, m, simulator.TrainingDrivers, t0, end).Scan(&id); err != nil {
 			b.Fatal(err)
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -162,12 +131,12 @@ func BenchmarkRollingRefresh(b *testing.B) {
 	}
 }
 
-// trainBench publishes an active baseline with benchDrivers so the rolling
+// trainBench publishes an active baseline with simulator.TrainingDrivers so the rolling
 // model uses them.
 func (bd *bundle) trainBench(b testing.TB, m string) {
 	ctx := context.Background()
 	end := t0.Add(2160 * time.Hour)
-	f, err := bd.svc.fitRequest(ctx, store.TrainRequest{MachineID: m, Drivers: benchDrivers, TrainingStart: ptr(t0), TrainingEnd: &end})
+	f, err := bd.svc.fitRequest(ctx, store.TrainRequest{MachineID: m, Drivers: simulator.TrainingDrivers, TrainingStart: ptr(t0), TrainingEnd: &end})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -184,7 +153,7 @@ func BenchmarkFullRefit(b *testing.B) {
 	benchHours(b, bd, m, 2160)
 	ctx := context.Background()
 	end := t0.Add(2160 * time.Hour)
-	req := store.TrainRequest{MachineID: m, Drivers: benchDrivers, TrainingStart: ptr(t0), TrainingEnd: &end}
+	req := store.TrainRequest{MachineID: m, Drivers: simulator.TrainingDrivers, TrainingStart: ptr(t0), TrainingEnd: &end}
 	b.ResetTimer()
 	for range b.N {
 		f, err := bd.svc.fitRequest(ctx, req)

@@ -1,6 +1,6 @@
 package simulator
 
-// All SQL of the simulator lives in this file: loading the demo plant,
+// All SQL of the simulator lives in this file and training.go: loading the demo plant,
 // reading machines, and writing generated telemetry.
 
 import (

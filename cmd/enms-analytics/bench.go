@@ -537,47 +537,16 @@ func benchIngest(ctx context.Context, env *benchEnv, gen *simulator.Generator, p
 // live there).
 var benchFactory = simulator.DemoPlant.Factories[0].ID.String()
 
-// prepareTrainMachine writes hours hourly rollups from t0 of a machine with
-// six independent drivers (the baseline benchmark's data):
-// kWh = 10 + 0.8·units + 20·running share + 3·(pressure − 7) + 0.4·moisture
-// + 0.3·hdd + 0.5·cdd + N(0, 2²).
+// prepareTrainMachine adds a machine with hours of hourly rollups from t0
+// whose six drivers vary independently (simulator.WriteTrainingHours, the
+// baseline benchmark's data).
 func prepareTrainMachine(ctx context.Context, pool *pgxpool.Pool, t0 time.Time, hours int) (string, error) {
 	var m string
 	if err := pool.QueryRow(ctx, `INSERT INTO machines (factory_id, name, type) VALUES ($1, 'bench-train', 'compressor') RETURNING id::text`,
 		benchFactory).Scan(&m); err != nil {
 		return "", err
 	}
-	rng := rand.New(rand.NewPCG(9, 2160))
-	var energy, prod, envRows [][]any
-	for i := range hours {
-		h := t0.Add(time.Duration(i) * time.Hour)
-		temp := 15 + 10*math.Sin(2*math.Pi*float64(i%24)/24) + 3*rng.NormFloat64()
-		units := float64(rng.IntN(101))
-		share := 0.5 + 0.5*rng.Float64()
-		press := 7 + 0.5*rng.NormFloat64()
-		moist := 2 + rng.Float64()
-		kwh := 10 + 0.8*units + 20*share + 3*(press-7) + 0.4*moist + 0.3*math.Max(0, 18-temp) +
-			0.5*math.Max(0, temp-18) + 2*rng.NormFloat64()
-		energy = append(energy, []any{h, m, 60, 60 * kwh, kwh})
-		prod = append(prod, []any{h, m, 60, int64(units), 3600 * share, 3600 * (1 - share), "running", moist, 1})
-		envRows = append(envRows, []any{h, m, 1, temp, 1, press, 1})
-	}
-	for _, c := range []struct {
-		table string
-		cols  []string
-		rows  [][]any
-	}{
-		{"energy_readings_1hour", []string{"bucket", "machine_id", "reading_count", "sum_power_kw", "total_energy_kwh"}, energy},
-		{"production_data_1hour", []string{"bucket", "machine_id", "reading_count", "total_production_count",
-			"running_seconds", "idle_seconds", "dominant_mode", "sum_material_moisture", "material_moisture_count"}, prod},
-		{"environmental_data_1hour", []string{"bucket", "machine_id", "reading_count", "sum_outdoor_temp_c",
-			"outdoor_temp_count", "sum_pressure_bar", "pressure_count"}, envRows},
-	} {
-		if _, err := pool.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
-			return "", fmt.Errorf("copy %s: %w", c.table, err)
-		}
-	}
-	return m, nil
+	return m, simulator.WriteTrainingHours(ctx, pool, m, t0, hours)
 }
 
 // prepareBurst creates o.BurstMachines machines with o.BurstHistoryDays of
@@ -821,8 +790,6 @@ func benchBurst(ctx context.Context, pool *pgxpool.Pool, ids []string, hour time
 	return nil
 }
 
-var benchTrainDrivers = []string{"production_count", "operating_hours", "pressure_bar", "material_moisture_pct", "hdd", "cdd"}
-
 func benchTrain(ctx context.Context, pool *pgxpool.Pool, machine string, t0 time.Time, o benchOptions, rep *benchReport, logf func(string, ...any)) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -842,7 +809,7 @@ func benchTrain(ctx context.Context, pool *pgxpool.Pool, machine string, t0 time
 		began := time.Now()
 		var id string
 		if err := conn.QueryRow(ctx, `INSERT INTO baseline_train_requests (machine_id, drivers, training_start, training_end)
-			VALUES ($1, $2, $3, $4) RETURNING id::text`, machine, benchTrainDrivers, t0, end).Scan(&id); err != nil {
+			VALUES ($1, $2, $3, $4) RETURNING id::text`, machine, simulator.TrainingDrivers, t0, end).Scan(&id); err != nil {
 			return err
 		}
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
