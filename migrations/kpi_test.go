@@ -960,3 +960,83 @@ func TestKPIAllCurrencyIsTheCostsCurrency(t *testing.T) {
 		t.Errorf("calculate_energy_cost currency %v, analytics_all_kpis currency %v; want both CHF+EUR", cost["currency"], all["currency"])
 	}
 }
+
+// TestKPIPricingAgreesWithSingleHourRules: analytics_machine_kpis (000011)
+// prices each hour from tariffs and carbon factors it reads once per call;
+// analytics_tariff and analytics_carbon_factor state the same rules for a
+// single hour. Over two weeks that cross the US daylight-saving change of
+// 2026-03-08, a German factor change on 2026-03-10, weekends and the
+// wrapping 21→09 tariff, every hour's cost, currency and CO₂ must be the
+// energy times what the single-hour functions say — for the machine's own
+// factory and region, for another factory's tariffs and region, for an
+// unknown region, and for a factory with no tariff and no grid region.
+// Overlapping tariffs make the highest rate matter.
+func TestKPIPricingAgreesWithSingleHourRules(t *testing.T) {
+	t.Parallel()
+	p := setupPlant(t)
+	bare := p.id(t, `INSERT INTO factories (name, timezone) VALUES ('Bare Plant', 'Asia/Kolkata') RETURNING id::text`)
+	bareMachine := p.id(t, `INSERT INTO machines (factory_id, name, type) VALUES ($1, 'Bare-1', 'motor') RETURNING id::text`, bare)
+	p.exec(t, `INSERT INTO carbon_factors (region, emission_factor_kg_co2_per_kwh, source, valid_from, is_active)
+		VALUES ('Germany', 0.31, 'UBA update', '2026-03-10', true)`)
+	// Overlapping tariffs, so that "the highest rate wins" is exercised: a
+	// critical peak inside the weekday peak for one week, and a cheaper
+	// second flat tariff in the European facility for the first week.
+	p.exec(t, `INSERT INTO energy_tariffs (factory_id, name, rate_per_kwh, currency, is_time_of_use, start_hour, end_hour, applicable_days, valid_from, valid_to, is_active) VALUES
+		($1, 'Critical peak (weekdays 17-19)', 0.40, 'USD', true, 17, 19, '{1,2,3,4,5}', '2026-03-05', '2026-03-12', true),
+		($2, 'EU flat (cheap, first week)', 0.12, 'EUR', false, NULL, NULL, NULL, '2026-01-01', '2026-03-07', true)`, p.demo, p.eu)
+	from := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	const hours = 14 * 24
+	for _, m := range []string{p.hvac, p.euComp, bareMachine} {
+		p.exec(t, `INSERT INTO energy_readings_1hour
+			(bucket, machine_id, reading_count, sum_power_kw, min_power_kw, max_power_kw, total_energy_kwh, peak_demand_kw, peak_demand_at)
+			SELECT $1::timestamptz + i * interval '1 hour', $2, 60, 60 * (1 + i % 7), 1, 9, 1 + i % 7, 9, $1::timestamptz + i * interval '1 hour'
+			FROM generate_series(0, $3 - 1) i`, from, m, hours)
+	}
+	cases := []struct {
+		name, machine string
+		factory       *string
+		region        *string
+	}{
+		{"own factory and region", p.hvac, nil, nil},
+		{"flat EUR tariff", p.euComp, nil, nil},
+		{"another factory's tariffs and region", p.hvac, &p.eu, ptr("Germany")},
+		{"unknown region", p.hvac, nil, ptr("Nowhere")},
+		{"no tariff, no grid region", bareMachine, nil, nil},
+	}
+	for _, c := range cases {
+		got := rows(t, p.pool, `
+			SELECT h, k.total_energy_kwh AS kwh, k.total_cost AS cost, k.currency, k.total_co2_kg AS co2,
+			       t.rate_per_kwh AS rate, t.currency AS want_currency, f.emission_factor AS factor
+			FROM machines m, generate_series($2::timestamptz, $2::timestamptz + ($3 - 1) * interval '1 hour', interval '1 hour') h,
+			     analytics_machine_kpis(m.id, h, h + interval '1 hour', $4::uuid, $5::text) k,
+			     analytics_tariff(coalesce($4::uuid, m.factory_id), h) t,
+			     analytics_carbon_factor(m.id, $5::text, h) f
+			WHERE m.id = $1
+			ORDER BY h`, c.machine, from, hours, c.factory, c.region)
+		if len(got) != hours {
+			t.Fatalf("%s: %d hours, want %d", c.name, len(got), hours)
+		}
+		rates, factors := map[float64]bool{}, map[float64]bool{}
+		for _, r := range got {
+			kwh, rate, factor := r["kwh"].(float64), r["rate"].(float64), r["factor"].(float64)
+			what := fmt.Sprintf("%s, hour %v", c.name, r["h"])
+			if kwh < 1 {
+				t.Fatalf("%s: %v kWh, want the hour's 1–7", what, kwh)
+			}
+			expect(t, what, r, map[string]any{"cost": kwh * rate, "co2": kwh * factor, "currency": r["want_currency"]})
+			rates[rate], factors[factor] = true, true
+		}
+		t.Logf("%s: rates %v, factors %v", c.name, keys(rates), keys(factors))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func keys(m map[float64]bool) []float64 {
+	var out []float64
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Float64s(out)
+	return out
+}
