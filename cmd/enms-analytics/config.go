@@ -20,6 +20,7 @@ type Config struct {
 	MigrateOnStart   bool   // MIGRATE_ON_START
 	ModelStoragePath string // MODEL_STORAGE_PATH
 	APIToken         string // API_TOKEN: bearer token for mutating routes; empty = open
+	APIDBMaxConns    int    // API_DB_MAX_CONNS: the API's own pool; 0 = 2 per CPU core, at least 4
 	CORSOrigins      []string
 
 	BaselineMinSamples      int
@@ -62,6 +63,7 @@ var Vars = []Var{
 	{"MODEL_STORAGE_PATH", "/app/models/saved", "where trained baselines are also written as JSON"},
 	{"API_TOKEN", "", "when set, mutating routes require `Authorization: Bearer <token>`"},
 	{"CORS_ORIGINS", "", "comma-separated origins allowed by CORS; empty = same-origin only"},
+	{"API_DB_MAX_CONNS", "0", "database connections of the API's own pool (the worker has another); 0 = 2 per CPU core, at least 4"},
 	{"BASELINE_MIN_SAMPLES", "1000", "validity rule: minimum training hours"},
 	{"BASELINE_MIN_R2", "0.80", "validity rule: minimum R²"},
 	{"BASELINE_WINDOW_DAYS", "90", "sliding window of the rolling model"},
@@ -90,6 +92,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		MigrateOnStart:          r.bool("MIGRATE_ON_START"),
 		ModelStoragePath:        r.str("MODEL_STORAGE_PATH"),
 		APIToken:                r.str("API_TOKEN"),
+		APIDBMaxConns:           r.int("API_DB_MAX_CONNS"),
 		CORSOrigins:             r.list("CORS_ORIGINS"),
 		BaselineMinSamples:      r.int("BASELINE_MIN_SAMPLES"),
 		BaselineMinR2:           r.float("BASELINE_MIN_R2"),
@@ -117,6 +120,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.AnomalyContamination <= 0 || c.AnomalyContamination >= 1 {
 		r.fail("ANOMALY_CONTAMINATION", r.str("ANOMALY_CONTAMINATION"), "a rate between 0 and 1 (exclusive)")
+	}
+	if c.APIDBMaxConns < 0 {
+		r.fail("API_DB_MAX_CONNS", r.str("API_DB_MAX_CONNS"), "0 (2 per CPU core) or a number of connections")
 	}
 	if c.WorkerConcurrency < 1 {
 		r.fail("WORKER_CONCURRENCY", r.str("WORKER_CONCURRENCY"), "at least 1")

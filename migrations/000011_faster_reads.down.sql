@@ -1,4 +1,8 @@
--- Restores the 000004 definitions of analytics_energy_hours and analytics_machine_kpis.
+-- Restores the b-tree on energy_readings_1hour (bucket) of 000003 and the
+-- 000004 definition of analytics_machine_kpis.
+
+DROP INDEX IF EXISTS energy_readings_1hour_bucket_brin;
+CREATE INDEX IF NOT EXISTS energy_readings_1hour_bucket_idx ON energy_readings_1hour (bucket);
 
 CREATE OR REPLACE FUNCTION analytics_machine_kpis(p_machine_id uuid, p_start_time timestamptz, p_end_time timestamptz,
                                        p_factory_id uuid DEFAULT NULL, p_region text DEFAULT NULL)
@@ -52,50 +56,4 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     ) p
     -- checked here as well so that a reversed window is an error even for an unknown machine
     WHERE m.id = p_machine_id AND analytics_window_hours(p_start_time, p_end_time) >= 0
-$$;
-
-CREATE OR REPLACE FUNCTION analytics_energy_hours(p_machine_id uuid, p_start_time timestamptz, p_end_time timestamptz)
-RETURNS TABLE (
-    bucket         timestamptz,
-    reading_count  bigint,
-    sum_power_kw   double precision,
-    energy_kwh     double precision,
-    peak_demand_kw double precision,
-    peak_demand_at timestamptz
-)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    -- The whole hours are [analytics_hour_ceil(start), analytics_hour_floor(end));
-    -- when the window lies inside one hour, ceil > floor and everything comes
-    -- from the raw table. The bounds are written out (not taken from a CTE) so
-    -- that both ends of each range become index conditions.
-    WITH raw AS (
-        -- Two index range scans, one per edge: [start, ceil(start)) and [floor(end), end).
-        SELECT e.time, e.power_kw::double precision AS power_kw,
-               rollup_energy_kwh(e.power_kw::double precision, e.energy_kwh::double precision,
-                                 m.data_interval_seconds) AS kwh
-        FROM machines m, energy_readings e
-        WHERE m.id = p_machine_id AND e.machine_id = p_machine_id
-          AND e.time >= p_start_time AND e.time < least(analytics_hour_ceil(p_start_time), p_end_time)
-        UNION ALL
-        SELECT e.time, e.power_kw::double precision,
-               rollup_energy_kwh(e.power_kw::double precision, e.energy_kwh::double precision,
-                                 m.data_interval_seconds)
-        FROM machines m, energy_readings e
-        WHERE m.id = p_machine_id AND e.machine_id = p_machine_id
-          AND e.time >= greatest(analytics_hour_floor(p_end_time), analytics_hour_ceil(p_start_time))
-          AND e.time < p_end_time
-    ),
-    quarters AS (
-        SELECT date_bin('15 minutes', r.time, timestamptz '2000-01-01 00:00:00+00') AS q,
-               count(*) AS n, sum(r.power_kw) AS sp, sum(r.kwh) AS kwh
-        FROM raw r GROUP BY 1
-    )
-    SELECT analytics_hour_floor(q.q), sum(q.n)::bigint, sum(q.sp), sum(q.kwh),
-           max(q.sp / q.n), (array_agg(q.q ORDER BY q.sp / q.n DESC, q.q))[1]
-    FROM quarters q GROUP BY 1
-    UNION ALL
-    SELECT r.bucket, r.reading_count, r.sum_power_kw, r.total_energy_kwh, r.peak_demand_kw, r.peak_demand_at
-    FROM energy_readings_1hour r
-    WHERE r.machine_id = p_machine_id AND r.reading_count > 0
-      AND r.bucket >= analytics_hour_ceil(p_start_time) AND r.bucket < analytics_hour_floor(p_end_time)
 $$;
