@@ -147,6 +147,22 @@ func TestNginxProxy(t *testing.T) {
 		t.Errorf("openapi through nginx: %d", resp.StatusCode)
 	}
 
+	// The service's Prometheus metrics, through the proxy: the text
+	// exposition format with the API's request counter, which has counted
+	// the KPI request above.
+	resp, body = get("metrics")
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("metrics through nginx: %d %q, want 200 text/plain", resp.StatusCode, ct)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^# TYPE enms_http_requests_total counter$`),
+		regexp.MustCompile(`(?m)^enms_http_requests_total\{method="GET",route="/api/v1/kpi/all",status="200"\} 1$`),
+	} {
+		if !want.Match(body) {
+			t.Errorf("metrics through nginx lack %s:\n%s", want, body)
+		}
+	}
+
 	// A redirect of the service (bunrouter drops a trailing slash) stays
 	// under the prefix.
 	noFollow := &nethttp.Client{Timeout: 10 * time.Second,

@@ -136,8 +136,12 @@ func (s *Server) coreRoutes() []Route {
 			Description: "Database, event worker (listener, backlog, models loaded), version and uptime. " +
 				"503 when the database is unreachable; status degraded when the worker's listener is disconnected.",
 			Response: healthResponse{}, Timeout: 5 * time.Second, Handler: s.health},
-		{Method: "GET", Path: "/metrics", Tag: "Service", Summary: "Prometheus metrics",
-			Description: "The Prometheus text exposition of the service's registry.",
+		{Method: "GET", Path: "/metrics", Tag: "Service", Summary: "Prometheus metrics (Prometheus' default path)",
+			Description: "The Prometheus text exposition of the service's registry. Same as /api/v1/metrics.",
+			ContentType: "text/plain", Handler: metricsHandler},
+		{Method: "GET", Path: "/api/v1/metrics", Tag: "Service", Summary: "Prometheus metrics",
+			Description: "The Prometheus text exposition of the service's registry; under /api/v1/ so that a proxy " +
+				"publishing only that prefix (nginx's /api/analytics/) reaches it.",
 			ContentType: "text/plain", Handler: metricsHandler},
 		{Method: "GET", Path: "/api/v1/openapi.json", Tag: "Service", Summary: "This API's OpenAPI 3.0 document",
 			ContentType: "application/json", Handler: s.serveOpenAPI},
