@@ -85,6 +85,11 @@ func TestBadInput(t *testing.T) {
 		{"unknown field", "POST", "/api/v1/test/echo", "application/json", `{"hourz": 2}`, 400, CodeInvalid, "hourz"},
 		{"empty body", "POST", "/api/v1/test/echo", "application/json", ``, 400, CodeInvalid, "empty"},
 		{"two objects", "POST", "/api/v1/test/echo", "application/json", `{} {}`, 400, CodeInvalid, "exactly one"},
+		{"non-numeric event id", "POST", "/api/v1/events/abc/retry", "", "", 400, CodeInvalid, "positive whole number"},
+		{"negative event id", "POST", "/api/v1/events/-1/retry", "", "", 400, CodeInvalid, "positive whole number"},
+		{"zero event id", "POST", "/api/v1/events/0/retry", "", "", 400, CodeInvalid, "positive whole number"},
+		{"event id past int64", "POST", "/api/v1/events/9223372036854775808/retry", "", "", 400, CodeInvalid, "positive whole number"},
+		{"huge parked limit", "GET", "/api/v1/events/parked?limit=1001", "", "", 400, CodeInvalid, "from 1 to 1000"},
 		{"unknown route", "GET", "/api/v1/nothing-here", "", "", 404, CodeNotFound, "no route"},
 		{"wrong method", "DELETE", "/api/v1/machines", "", "", 405, CodeMethodNotAllowed, "not allowed"},
 	}

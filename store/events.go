@@ -261,22 +261,25 @@ type ParkedEvent struct {
 	ID        int64
 	Kind      triggers.Kind
 	MachineID string
-	Bucket    *time.Time
-	Attempts  int
-	LastError string
-	CreatedAt time.Time
-	ParkedAt  time.Time
+	// MachineName is the machine's name; empty if the machine row is gone.
+	MachineName string
+	Bucket      *time.Time
+	Attempts    int
+	LastError   string
+	CreatedAt   time.Time
+	ParkedAt    time.Time
 }
 
-// ParkedEvents lists up to limit parked events, newest first. An operator
-// retries one with
-// UPDATE analytics_events SET parked_at = NULL, attempts = 0, run_after = now() WHERE id = …
+// ParkedEvents lists up to limit parked events, newest first, with their
+// machine's name. An operator retries one with RetryParkedEvent.
 func (s *Store) ParkedEvents(ctx context.Context, limit int) ([]ParkedEvent, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT id, kind, machine_id::text, bucket, attempts, coalesce(last_error, ''), created_at, parked_at
-		  FROM analytics_events
-		 WHERE parked_at IS NOT NULL AND done_at IS NULL
-		 ORDER BY parked_at DESC, id DESC
+		SELECT e.id, e.kind, e.machine_id::text, coalesce(m.name, ''), e.bucket, e.attempts,
+		       coalesce(e.last_error, ''), e.created_at, e.parked_at
+		  FROM analytics_events e
+		  LEFT JOIN machines m ON m.id = e.machine_id
+		 WHERE e.parked_at IS NOT NULL AND e.done_at IS NULL
+		 ORDER BY e.parked_at DESC, e.id DESC
 		 LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list parked events: %w", unavailable(err))
@@ -284,7 +287,7 @@ func (s *Store) ParkedEvents(ctx context.Context, limit int) ([]ParkedEvent, err
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ParkedEvent, error) {
 		var p ParkedEvent
 		var kind string
-		err := r.Scan(&p.ID, &kind, &p.MachineID, &p.Bucket, &p.Attempts, &p.LastError, &p.CreatedAt, &p.ParkedAt)
+		err := r.Scan(&p.ID, &kind, &p.MachineID, &p.MachineName, &p.Bucket, &p.Attempts, &p.LastError, &p.CreatedAt, &p.ParkedAt)
 		p.Kind = triggers.Kind(kind)
 		return p, err
 	})
@@ -292,6 +295,69 @@ func (s *Store) ParkedEvents(ctx context.Context, limit int) ([]ParkedEvent, err
 		return nil, fmt.Errorf("list parked events: %w", unavailable(err))
 	}
 	return out, nil
+}
+
+// ErrNotParked is wrapped by RetryParkedEvent's error when the event exists
+// but is not parked: it is done, or still pending for the worker.
+var ErrNotParked = errors.New("event is not parked")
+
+// RetryParkedEvent un-parks the parked event id so the worker retries it at
+// once: the attempt count starts again from zero, any lease is cleared, and
+// last_error is kept so the operator still sees why it failed until the
+// retry succeeds or fails anew. The worker is woken through the channel the
+// event's trigger notifies (payload: the machine id), delivered on commit.
+//
+// It returns an error wrapping ErrNotFound for an unknown id, ErrNotParked
+// for an event that is done or pending, and ErrConflict when an identical
+// hour_closed event for the same machine-hour is already pending (at most
+// one may be; that one will do the work).
+func (s *Store) RetryParkedEvent(ctx context.Context, id int64) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var kind, machineID string
+		var parked, done bool
+		err := tx.QueryRow(ctx, `
+			SELECT kind, machine_id::text, parked_at IS NOT NULL, done_at IS NOT NULL
+			  FROM analytics_events WHERE id = $1 FOR UPDATE`, id).Scan(&kind, &machineID, &parked, &done)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("event %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case done:
+			return fmt.Errorf("event %d is done: %w", id, ErrNotParked)
+		case !parked:
+			return fmt.Errorf("event %d is pending: %w", id, ErrNotParked)
+		}
+		_, err = tx.Exec(ctx, `
+			UPDATE analytics_events
+			   SET parked_at = NULL, attempts = 0, run_after = now(),
+			       locked_until = NULL, locked_by = NULL
+			 WHERE id = $1`, id)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation: analytics_events_pending_hour_key
+			return fmt.Errorf("event %d: a pending %s event for the same machine-hour already exists: %w", id, kind, ErrConflict)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, string(wakeChannel(triggers.Kind(kind))), machineID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("retry parked event: %w", unavailable(err))
+	}
+	return nil
+}
+
+// wakeChannel is the channel the outbox trigger notifies for an event of
+// kind, and so one the worker listens on.
+func wakeChannel(kind triggers.Kind) triggers.Channel {
+	if kind == triggers.KindStatusChanged {
+		return triggers.ChannelStatusChanged
+	}
+	return triggers.ChannelHourClosed
 }
 
 // PruneEvents deletes events done more than retention ago, in batches, and
