@@ -44,8 +44,6 @@ type Config struct {
 	QuarterHourHistory time.Duration
 	// DailyDays is the number of days the daily model is fitted on (180).
 	DailyDays int
-	// ScoreLookback bounds how far back targets are scored (8 days).
-	ScoreLookback time.Duration
 	// Retention is how long forecasts (and so the accuracy record) are kept,
 	// by target bucket in data time; older rows are deleted once a day, at
 	// the machine's local midnight (90 days). Negative: kept forever.
@@ -88,9 +86,6 @@ func New(cfg Config) *Service {
 	}
 	if cfg.DailyDays <= 0 {
 		cfg.DailyDays = 180
-	}
-	if cfg.ScoreLookback <= 0 {
-		cfg.ScoreLookback = 8 * 24 * time.Hour
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = 90 * 24 * time.Hour
@@ -193,7 +188,7 @@ func (s *Service) HourClosed(ctx context.Context, machineID string, hour time.Ti
 			}
 		}
 	}
-	if err := s.cfg.Store.SaveForecasts(ctx, rows, machineID, m.tz, origin.Add(-s.cfg.ScoreLookback), origin); err != nil {
+	if err := s.cfg.Store.SaveForecasts(ctx, rows, machineID, m.tz, origin); err != nil {
 		return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
 	}
 	return nil

@@ -630,3 +630,42 @@ func TestConcurrentMachines(t *testing.T) {
 		}
 	}
 }
+
+// TestLateHourScoresTargetsThatHadClosed: hour O−1 closes late, after the
+// hours O … O+5 (late data filling a gap: analytics_hour_state says the
+// machine's hours are closed through O+5h). The forecast issued from O then
+// names targets whose own hour_closed has already been handled; they are
+// scored when the forecast is saved, and O+6 onwards, still open, are not.
+func TestLateHourScoresTargetsThatHadClosed(t *testing.T) {
+	t.Parallel()
+	pool, st := fixture(t)
+	power := simPower(3, 50*96)
+	insertRollups(t, pool, power, 0, 45*96+6*4)
+	ctx := context.Background()
+	origin := day0.Add(45 * 24 * time.Hour)
+	if _, err := pool.Exec(ctx, `INSERT INTO analytics_hour_state (machine_id, open_hour, closed_through) VALUES ($1, $2, $3)`,
+		machineID, origin.Add(6*time.Hour), origin.Add(5*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := forecast.New(forecast.Config{Store: st}).HourClosed(ctx, machineID, origin.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.ForecastsAt(ctx, machineID, store.Resolution1Hour, origin)
+	if err != nil || len(rows) != 24 {
+		t.Fatalf("%d hourly rows at O (err %v), want 24", len(rows), err)
+	}
+	for _, r := range rows {
+		if r.Horizon > 6 {
+			if r.ActualKWh != nil {
+				t.Errorf("h%d: target %s is open but has actual %v", r.Horizon, r.TargetBucket.Format(time.RFC3339), *r.ActualKWh)
+			}
+			continue
+		}
+		// the hour's energy is the sum of its four quarter-hours of power/4
+		i := 45*96 + 4*(r.Horizon-1)
+		want := (power[i] + power[i+1] + power[i+2] + power[i+3]) / 4
+		if r.ActualKWh == nil || math.Abs(*r.ActualKWh-want) > 1e-9 {
+			t.Errorf("h%d: actual %v, want %v", r.Horizon, r.ActualKWh, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -107,6 +108,30 @@ const upsertForecastsSQL = `
 			upper_80 = excluded.upper_80, lower_95 = excluded.lower_95, upper_95 = excluded.upper_95,
 			model = excluded.model, issued_at = now()`
 
+// saveForecastsSQL is upsertForecastsSQL for the forecasts of one origin
+// ($13 is the time zone of daily targets), which also records the actual
+// of every target that had closed before the forecast was issued (the
+// machine's hours are closed through analytics_hour_state.closed_through):
+// during a backfill most targets have, and writing the actual with the row
+// spares an update — a second row version and a dead entry in each index —
+// per target.
+var saveForecastsSQL = `
+		INSERT INTO energy_forecasts AS f (machine_id, origin, target_bucket, resolution, horizon,
+			predicted_kwh, predicted_kw, lower_80, upper_80, lower_95, upper_95, model, actual_kwh)
+		SELECT u.*, a.kwh
+		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int[],
+			$6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::text[])
+			AS u (machine_id, origin, target_bucket, resolution, horizon, predicted_kwh, predicted_kw,
+			      lower_80, upper_80, lower_95, upper_95, model)
+		LEFT JOIN analytics_hour_state h ON h.machine_id = u.machine_id
+		LEFT JOIN LATERAL (` + strings.ReplaceAll(actualEnergySQL("u"), "$2", "$13") + `) a
+		       ON ` + strings.ReplaceAll(targetEndSQL("u"), "$2", "$13") + ` <= h.closed_through + interval '1 hour'
+		ON CONFLICT (machine_id, origin, target_bucket, resolution) DO UPDATE SET
+			horizon = excluded.horizon, predicted_kwh = excluded.predicted_kwh,
+			predicted_kw = excluded.predicted_kw, lower_80 = excluded.lower_80,
+			upper_80 = excluded.upper_80, lower_95 = excluded.lower_95, upper_95 = excluded.upper_95,
+			model = excluded.model, actual_kwh = coalesce(excluded.actual_kwh, f.actual_kwh), issued_at = now()`
+
 // forecastArgs are the array arguments of upsertForecastsSQL.
 func forecastArgs(rows []ForecastRow) []any {
 	n := len(rows)
@@ -147,30 +172,43 @@ func scoreForecastsSQL(filter string) string {
 		WITH actual AS (
 			SELECT f.origin, f.target_bucket, f.resolution, a.kwh
 			FROM energy_forecasts f
-			CROSS JOIN LATERAL (
-				SELECT r.total_energy_kwh AS kwh FROM energy_readings_15min r
-				WHERE f.resolution = '15min' AND r.machine_id = f.machine_id AND r.bucket = f.target_bucket
-				UNION ALL
-				SELECT r.total_energy_kwh FROM energy_readings_1hour r
-				WHERE f.resolution = '1hour' AND r.machine_id = f.machine_id AND r.bucket = f.target_bucket
-				UNION ALL
-				SELECT sum(r.total_energy_kwh) FROM energy_readings_1hour r
-				WHERE f.resolution = '1day' AND r.machine_id = f.machine_id
-				  AND r.bucket >= f.target_bucket
-				  AND r.bucket < ((f.target_bucket AT TIME ZONE $2) + interval '1 day') AT TIME ZONE $2
-				HAVING count(*) > 0
-			) a
+			CROSS JOIN LATERAL (` + actualEnergySQL("f") + `) a
 			WHERE f.machine_id = $1 AND f.target_bucket >= $3 AND ` + filter + `
-			  AND CASE f.resolution
-			        WHEN '15min' THEN f.target_bucket + interval '15 minutes'
-			        WHEN '1hour' THEN f.target_bucket + interval '1 hour'
-			        ELSE ((f.target_bucket AT TIME ZONE $2) + interval '1 day') AT TIME ZONE $2
-			      END <= $4
+			  AND ` + targetEndSQL("f") + ` <= $4
 		)
 		UPDATE energy_forecasts f SET actual_kwh = actual.kwh
 		FROM actual
 		WHERE f.machine_id = $1 AND f.origin = actual.origin AND f.target_bucket = actual.target_bucket
 		  AND f.resolution = actual.resolution AND f.actual_kwh IS DISTINCT FROM actual.kwh`
+}
+
+// actualEnergySQL is a subquery giving the energy of forecast row x's
+// target (one row kwh, or none while the target has no rollup rows): from
+// energy_readings_15min and energy_readings_1hour, and for a daily target
+// the sum of the hours of the local day in time zone $2.
+func actualEnergySQL(x string) string {
+	return strings.NewReplacer("x.", x+".").Replace(`
+				SELECT r.total_energy_kwh AS kwh FROM energy_readings_15min r
+				WHERE x.resolution = '15min' AND r.machine_id = x.machine_id AND r.bucket = x.target_bucket
+				UNION ALL
+				SELECT r.total_energy_kwh FROM energy_readings_1hour r
+				WHERE x.resolution = '1hour' AND r.machine_id = x.machine_id AND r.bucket = x.target_bucket
+				UNION ALL
+				SELECT sum(r.total_energy_kwh) FROM energy_readings_1hour r
+				WHERE x.resolution = '1day' AND r.machine_id = x.machine_id
+				  AND r.bucket >= x.target_bucket
+				  AND r.bucket < ((x.target_bucket AT TIME ZONE $2) + interval '1 day') AT TIME ZONE $2
+				HAVING count(*) > 0`)
+}
+
+// targetEndSQL is the end of forecast row x's target bucket; a daily
+// target's day is local to time zone $2.
+func targetEndSQL(x string) string {
+	return strings.NewReplacer("x.", x+".").Replace(`CASE x.resolution
+			        WHEN '15min' THEN x.target_bucket + interval '15 minutes'
+			        WHEN '1hour' THEN x.target_bucket + interval '1 hour'
+			        ELSE ((x.target_bucket AT TIME ZONE $2) + interval '1 day') AT TIME ZONE $2
+			      END`)
 }
 
 var (
@@ -183,6 +221,12 @@ var (
 	// days (the daily horizon, plus a DST hour) after its origin, so a
 	// target at or after $3 has its origin after $3 − 8 days.
 	scoreAllSQL = scoreForecastsSQL(`f.origin >= $3 - interval '8 days' AND f.origin < $4`)
+	// scoreClosedSQL scores the targets that end in ($4 − 1 h, $4], the
+	// hour that closed; $3 = $4 − 25 h bounds the index range (a local day,
+	// the longest target, has at most 25 hours).
+	scoreClosedSQL = scoreForecastsSQL(`f.actual_kwh IS NULL
+			  AND f.resolution IN ('15min', '1hour', '1day') AND f.target_bucket < $4
+			  AND ` + targetEndSQL("f") + ` > $4::timestamptz - interval '1 hour'`)
 )
 
 // ScoreForecasts records the actual energy of the machine's forecast
@@ -472,16 +516,22 @@ func (s *Store) RecentBucketEnergies(ctx context.Context, machineID string, hour
 	return hours, quarters, nil
 }
 
-// SaveForecasts upserts rows and then scores the machine's unscored targets
-// that start at or after since and have closed by upTo (UpsertForecasts
-// followed by ScoreForecasts(…, onlyUnscored = true)), in one round trip and
-// one transaction.
-func (s *Store) SaveForecasts(ctx context.Context, rows []ForecastRow, machineID, tz string, since, upTo time.Time) error {
+// SaveForecasts upserts the rows issued at origin (the end of the hour that
+// just closed) and records the actuals that hour's closing made known, in
+// one round trip and one transaction: of the targets that end within it
+// (its four quarter-hours, the hour itself, and the local day when origin
+// is the factory's midnight), and of targets of these rows that had closed
+// before they were issued (written with the rows). Looking only there, rather than at every unscored
+// target of the last days, keeps the statement's cost independent of the
+// forecasts already stored. A target without rollup rows stays unscored;
+// data arriving for it later makes its hour hour_revised, and HourRevised
+// (ScoreForecasts with onlyUnscored = false) records the actual then.
+func (s *Store) SaveForecasts(ctx context.Context, rows []ForecastRow, machineID, tz string, origin time.Time) error {
 	b := &pgx.Batch{}
+	b.Queue(scoreClosedSQL, machineID, tz, origin.Add(-25*time.Hour), origin)
 	if len(rows) > 0 {
-		b.Queue(upsertForecastsSQL, forecastArgs(rows)...)
+		b.Queue(saveForecastsSQL, append(forecastArgs(rows), tz)...)
 	}
-	b.Queue(scoreUnscoredSQL, machineID, tz, since, upTo)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("save %d forecasts of %s: %w", len(rows), machineID, unavailable(err))
 	}
