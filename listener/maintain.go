@@ -18,6 +18,7 @@ func (w *Worker) maintain(ctx context.Context) {
 	defer gauges.Stop()
 	w.sweep(ctx)
 	w.refreshGauges(ctx)
+	w.analyzeGrown(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -26,6 +27,7 @@ func (w *Worker) maintain(ctx context.Context) {
 			w.sweep(ctx)
 		case <-gauges.C:
 			w.refreshGauges(ctx)
+			w.analyzeGrown(ctx)
 		}
 	}
 }
@@ -54,6 +56,23 @@ func (w *Worker) sweep(ctx context.Context) {
 	}
 	if pruned > 0 {
 		w.log.Debug("pruned processed events", "events", pruned)
+	}
+}
+
+// analyzeGrown gathers statistics on tables that have at least doubled
+// since their last ANALYZE (and changed by 1,000 rows or more), so that the
+// statements the worker prepared while they were small are planned again
+// (store.AnalyzeGrown says why autovacuum alone is too late for that).
+func (w *Worker) analyzeGrown(ctx context.Context) {
+	tables, err := w.st.AnalyzeGrown(ctx, 1000, 1)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("analyze grown tables", "err", err)
+		}
+		return
+	}
+	if len(tables) > 0 {
+		w.log.Debug("analyzed grown tables", "tables", tables)
 	}
 }
 
