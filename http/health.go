@@ -20,6 +20,9 @@ type WorkerStatus struct {
 	Backlog int64 `json:"backlog"`
 	// OldestPendingAgeSeconds is the age of the oldest unprocessed event; 0 with no backlog.
 	OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
+	// Parked is the number of events the worker gave up on (listed, with
+	// their errors, by /api/v1/events/parked). Not counted in Backlog.
+	Parked int64 `json:"parked"`
 	// ModelsLoaded is the number of rolling models held in memory.
 	ModelsLoaded int `json:"models_loaded"`
 }

@@ -21,7 +21,7 @@ func TestHealth(t *testing.T) {
 		c.Started = time.Now().Add(-time.Minute)
 		c.WorkerStatus = func() WorkerStatus {
 			return WorkerStatus{Connected: connected.Load(), LastNotification: &last, Backlog: 3,
-				OldestPendingAgeSeconds: 1.5, ModelsLoaded: 2}
+				OldestPendingAgeSeconds: 1.5, ModelsLoaded: 2, Parked: 4}
 		}
 	})
 	for _, path := range []string{"/health", "/api/v1/health"} {
@@ -43,6 +43,7 @@ func TestHealth(t *testing.T) {
 		}
 		near(t, "backlog", num(t, b, "worker.backlog"), 3)
 		near(t, "models_loaded", num(t, b, "worker.models_loaded"), 2)
+		near(t, "parked", num(t, b, "worker.parked"), 4)
 		near(t, "oldest_pending_age_seconds", num(t, b, "worker.oldest_pending_age_seconds"), 1.5)
 		if str(t, b, "worker.last_notification") != "2026-01-05T06:00:00Z" {
 			t.Errorf("last_notification %v, want UTC RFC 3339", at(t, b, "worker.last_notification"))

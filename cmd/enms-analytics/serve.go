@@ -144,6 +144,7 @@ func workerStatus(w *listener.Worker) func() apihttp.WorkerStatus {
 			Connected:               s.Connected,
 			Backlog:                 s.Backlog,
 			OldestPendingAgeSeconds: s.OldestPending.Seconds(),
+			Parked:                  s.Parked,
 		}
 		if !s.LastNotification.IsZero() {
 			ws.LastNotification = &s.LastNotification
