@@ -17,7 +17,7 @@ deps: ## install what the project needs from the distribution (PostgreSQL server
 
 .PHONY: build
 build: ## build bin/enms-analytics
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/enms-analytics
+	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/enms-analytics
 
 .PHONY: run
 run: deps build ## the demo: embedded PostgreSQL, demo plant, live simulation, API on :8001
@@ -33,11 +33,11 @@ test/short: ## the suite without -race (faster while editing)
 
 .PHONY: bench
 bench: build ## measure: prints a JSON report (see README, "Measured figures")
-	./$(BIN) bench
+	@./$(BIN) bench
 
 .PHONY: bench/quick
 bench/quick: build ## the same report, small and under a minute (CI smoke)
-	./$(BIN) bench --quick
+	@./$(BIN) bench --quick
 
 .PHONY: lint
 lint: ## gofmt and go vet
