@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/enms/enms-analytics/internal/workertest"
 	"github.com/enms/enms-analytics/triggers"
 )
 
@@ -27,7 +28,7 @@ func BenchmarkHourCloseLatency(b *testing.B) {
 		done <- time.Now()
 		return nil
 	})
-	startWorker(b, w)
+	workertest.Start(b, w)
 	conn, err := pgx.Connect(ctx, bd.url)
 	if err != nil {
 		b.Fatal(err)
@@ -78,7 +79,7 @@ func BenchmarkSameHourClose1000(b *testing.B) {
 	counter := newHourCounter()
 	w := newWorker(b, bd, Config{})
 	w.Handle(triggers.KindHourClosed, counter.handle)
-	startWorker(b, w)
+	workertest.Start(b, w)
 	insert := `INSERT INTO energy_readings (time, machine_id, power_kw) SELECT $1, m::uuid, 10 FROM unnest($2::text[]) m`
 	if _, err := bd.pool.Exec(ctx, insert, hour0, ms); err != nil {
 		b.Fatal(err)

@@ -163,32 +163,6 @@ func (r *recorder) checkOnceInOrder(t testing.TB) {
 	}
 }
 
-// startWorker runs w until the test ends and waits for it to be ready.
-func startWorker(t testing.TB, w *Worker) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("worker Run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	select {
-	case <-w.Ready():
-	case err := <-done:
-		t.Fatalf("worker stopped before it was ready: %v", err)
-	case <-time.After(waitTimeout):
-		t.Fatalf("worker not ready after %s", waitTimeout)
-	}
-	return stop
-}
-
 // newWorker builds a worker with test-friendly defaults: no backoff, a poll
 // interval so long that only notifications and reconnects wake it, and no
 // periodic sweep.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/enms/enms-analytics/internal/workertest"
 	"github.com/enms/enms-analytics/triggers"
 )
 
@@ -123,7 +124,7 @@ func TestIdlePingReplacesHalfOpenConnection(t *testing.T) {
 	rec := newRecorder()
 	w := newWorker(t, b, Config{Connect: connect, PingInterval: 50 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
 	w.Handle(triggers.KindHourClosed, rec.handle)
-	startWorker(t, w)
+	workertest.Start(t, w)
 	epoch := w.listenEpoch.Load()
 
 	proxy.freeze.Do(func() { close(proxy.frozen) })

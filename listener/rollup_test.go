@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/enms/enms-analytics/internal/workertest"
 	"github.com/enms/enms-analytics/triggers"
 )
 
@@ -100,7 +101,7 @@ func TestConcurrentWritersCloseEveryHourOnce(t *testing.T) {
 	w := newWorker(t, b, Config{Concurrency: 4})
 	w.Handle(triggers.KindHourClosed, counter.handle)
 	w.Handle(triggers.KindHourRevised, counter.handle)
-	startWorker(t, w)
+	workertest.Start(t, w)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, nWriters)
@@ -205,7 +206,7 @@ func TestSweeperClosesStaleHours(t *testing.T) {
 	}
 	w := newWorker(t, b, Config{SweepInterval: 20 * time.Millisecond, HourCloseGrace: 10 * time.Minute})
 	w.Handle(triggers.KindHourClosed, counter.handle)
-	startWorker(t, w)
+	workertest.Start(t, w)
 	counter.waitTotal(t, 1)
 	counter.mu.Lock()
 	defer counter.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/enms/enms-analytics/internal/workertest"
 	"github.com/enms/enms-analytics/store"
 	"github.com/enms/enms-analytics/triggers"
 )
@@ -36,7 +37,7 @@ func TestTrainRequestWakesWorker(t *testing.T) {
 		calls <- trainCall{req, time.Now()}
 		return TrainResult{Status: store.TrainDone, BaselineID: "7b0d8c1e-2f57-4e43-9a55-3f1c2d4e5f60"}, nil
 	})
-	startWorker(t, w)
+	workertest.Start(t, w)
 
 	done, err := pgx.Connect(ctx, b.url)
 	if err != nil {
@@ -158,7 +159,7 @@ func TestTrainOutcomes(t *testing.T) {
 			finished <- n.Payload
 		}
 	}()
-	startWorker(t, w)
+	workertest.Start(t, w)
 
 	type want struct {
 		status, errText, baseline string

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/enms/enms-analytics/internal/workertest"
 	"github.com/enms/enms-analytics/triggers"
 )
 
@@ -41,7 +42,7 @@ func TestBacklogDrainedAfterStart(t *testing.T) {
 		t.Fatalf("status before start = %+v, want a backlog of 1000 with a positive age, not running", st)
 	}
 
-	startWorker(t, w)
+	workertest.Start(t, w)
 	rec.waitFor(t, "1,000 events handled", func() bool { return rec.distinct() == 1000 })
 	rec.checkOnceInOrder(t)
 	eventuallyDB(t, "every event marked done", func() (bool, error) {
@@ -81,7 +82,7 @@ func TestTwoWorkersHandleEachEventOnce(t *testing.T) {
 			mu.Unlock()
 			return rec.handle(ctx, ev)
 		})
-		startWorker(t, w)
+		workertest.Start(t, w)
 	}
 	// 20 transactions, each closing one hour for all 50 machines: 1,000 events.
 	const nHours = 20
@@ -116,7 +117,7 @@ func TestFailingMachineIsParkedOthersProceed(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	w := newWorker(t, b, Config{MaxAttempts: maxAttempts, Registerer: reg})
 	w.Handle(triggers.KindHourClosed, rec.handle)
-	startWorker(t, w)
+	workertest.Start(t, w)
 	if err := closeHours(ctx, b.pool, ms, hours(hour0, 3)); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +183,7 @@ func TestListenerConnectionKilled(t *testing.T) {
 	rec := newRecorder()
 	w := newWorker(t, b, Config{})
 	w.Handle(triggers.KindHourClosed, rec.handle)
-	startWorker(t, w)
+	workertest.Start(t, w)
 
 	const kills, nHours = 8, 40 // 10 machines × 40 hours = 400 events
 	writerDone := make(chan error, 1)
@@ -239,7 +240,7 @@ func TestShutdownFinishesOrReleases(t *testing.T) {
 	// One handler goroutine and a batch of 6: one event runs, five wait.
 	w := newWorker(t, b, Config{Concurrency: 1, BatchSize: 6})
 	w.Handle(triggers.KindHourClosed, rec.handle)
-	stop := startWorker(t, w)
+	stop := workertest.Start(t, w)
 	if err := closeHours(ctx, b.pool, ms, hours(hour0, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +276,7 @@ func TestStatusChangeUpdatesMachineState(t *testing.T) {
 	rec := newRecorder()
 	w := newWorker(t, b, Config{})
 	w.Handle(triggers.KindStatusChanged, rec.handle)
-	startWorker(t, w)
+	workertest.Start(t, w)
 	at := hour0.Add(90 * time.Minute)
 	if _, err := b.pool.Exec(ctx, `INSERT INTO machine_status (machine_id, is_running, current_mode, last_updated) VALUES ($1, false, 'maintenance', $2)`, ms[0], at); err != nil {
 		t.Fatal(err)

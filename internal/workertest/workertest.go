@@ -1,7 +1,8 @@
 // Package workertest runs a listener.Worker for the length of a test or
 // benchmark: started, waited for until it listens, stopped (and its Run
-// error reported) at cleanup. Test-only; the listener package's own tests
-// keep their copy, since they cannot import a package that imports them.
+// error reported) at cleanup. Test-only. It takes the worker as an
+// interface and does not import listener, so the listener package's own
+// tests use it too.
 package workertest
 
 import (
@@ -9,17 +10,21 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/enms/enms-analytics/listener"
 )
 
 // readyTimeout bounds the wait for the worker to listen; a healthy start
 // needs milliseconds.
 const readyTimeout = 60 * time.Second
 
+// Worker is what Start needs of a *listener.Worker.
+type Worker interface {
+	Run(ctx context.Context) error
+	Ready() <-chan struct{}
+}
+
 // Start runs w until the test ends and returns once it listens. The
 // returned stop ends it earlier; calling it more than once is safe.
-func Start(tb testing.TB, w *listener.Worker) (stop func()) {
+func Start(tb testing.TB, w Worker) (stop func()) {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
