@@ -124,8 +124,8 @@ var saveForecastsSQL = `
 			AS u (machine_id, origin, target_bucket, resolution, horizon, predicted_kwh, predicted_kw,
 			      lower_80, upper_80, lower_95, upper_95, model)
 		LEFT JOIN analytics_hour_state h ON h.machine_id = u.machine_id
-		LEFT JOIN LATERAL (` + strings.ReplaceAll(actualEnergySQL("u"), "$2", "$13") + `) a
-		       ON ` + strings.ReplaceAll(targetEndSQL("u"), "$2", "$13") + ` <= h.closed_through + interval '1 hour'
+		LEFT JOIN LATERAL (` + actualEnergySQL("u", "$13") + `) a
+		       ON ` + targetEndSQL("u", "$13") + ` <= h.closed_through + interval '1 hour'
 		ON CONFLICT (machine_id, origin, target_bucket, resolution) DO UPDATE SET
 			horizon = excluded.horizon, predicted_kwh = excluded.predicted_kwh,
 			predicted_kw = excluded.predicted_kw, lower_80 = excluded.lower_80,
@@ -172,9 +172,9 @@ func scoreForecastsSQL(filter string) string {
 		WITH actual AS (
 			SELECT f.origin, f.target_bucket, f.resolution, a.kwh
 			FROM energy_forecasts f
-			CROSS JOIN LATERAL (` + actualEnergySQL("f") + `) a
+			CROSS JOIN LATERAL (` + actualEnergySQL("f", "$2") + `) a
 			WHERE f.machine_id = $1 AND f.target_bucket >= $3 AND ` + filter + `
-			  AND ` + targetEndSQL("f") + ` <= $4
+			  AND ` + targetEndSQL("f", "$2") + ` <= $4
 		)
 		UPDATE energy_forecasts f SET actual_kwh = actual.kwh
 		FROM actual
@@ -185,9 +185,9 @@ func scoreForecastsSQL(filter string) string {
 // actualEnergySQL is a subquery giving the energy of forecast row x's
 // target (one row kwh, or none while the target has no rollup rows): from
 // energy_readings_15min and energy_readings_1hour, and for a daily target
-// the sum of the hours of the local day in time zone $2.
-func actualEnergySQL(x string) string {
-	return strings.NewReplacer("x.", x+".").Replace(`
+// the sum of the hours of the local day in the time zone of placeholder tz.
+func actualEnergySQL(x, tz string) string {
+	return strings.NewReplacer("x.", x+".", "$tz", tz).Replace(`
 				SELECT r.total_energy_kwh AS kwh FROM energy_readings_15min r
 				WHERE x.resolution = '15min' AND r.machine_id = x.machine_id AND r.bucket = x.target_bucket
 				UNION ALL
@@ -197,17 +197,17 @@ func actualEnergySQL(x string) string {
 				SELECT sum(r.total_energy_kwh) FROM energy_readings_1hour r
 				WHERE x.resolution = '1day' AND r.machine_id = x.machine_id
 				  AND r.bucket >= x.target_bucket
-				  AND r.bucket < ((x.target_bucket AT TIME ZONE $2) + interval '1 day') AT TIME ZONE $2
+				  AND r.bucket < ((x.target_bucket AT TIME ZONE $tz) + interval '1 day') AT TIME ZONE $tz
 				HAVING count(*) > 0`)
 }
 
 // targetEndSQL is the end of forecast row x's target bucket; a daily
-// target's day is local to time zone $2.
-func targetEndSQL(x string) string {
-	return strings.NewReplacer("x.", x+".").Replace(`CASE x.resolution
+// target's day is local to the time zone of placeholder tz.
+func targetEndSQL(x, tz string) string {
+	return strings.NewReplacer("x.", x+".", "$tz", tz).Replace(`CASE x.resolution
 			        WHEN '15min' THEN x.target_bucket + interval '15 minutes'
 			        WHEN '1hour' THEN x.target_bucket + interval '1 hour'
-			        ELSE ((x.target_bucket AT TIME ZONE $2) + interval '1 day') AT TIME ZONE $2
+			        ELSE ((x.target_bucket AT TIME ZONE $tz) + interval '1 day') AT TIME ZONE $tz
 			      END`)
 }
 
@@ -226,7 +226,7 @@ var (
 	// the longest target, has at most 25 hours).
 	scoreClosedSQL = scoreForecastsSQL(`f.actual_kwh IS NULL
 			  AND f.resolution IN ('15min', '1hour', '1day') AND f.target_bucket < $4
-			  AND ` + targetEndSQL("f") + ` > $4::timestamptz - interval '1 hour'`)
+			  AND ` + targetEndSQL("f", "$2") + ` > $4::timestamptz - interval '1 hour'`)
 )
 
 // ScoreForecasts records the actual energy of the machine's forecast
@@ -235,8 +235,9 @@ var (
 // forecast origin, the end of its last closed hour): from
 // energy_readings_15min and energy_readings_1hour, and for daily targets the
 // sum of the hours of the local day in time zone tz. With onlyUnscored it
-// looks only at targets not scored yet (the per-hour path); otherwise it
-// also rewrites actuals that late data changed. A row is written only when
+// looks only at targets not scored yet (no production caller: the per-hour
+// path is SaveForecasts); otherwise it also rewrites actuals that late data
+// changed. A row is written only when
 // its actual changes, so running it again changes nothing; a target without
 // rollup rows stays unscored. It returns how many rows it wrote.
 func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since, upTo time.Time, onlyUnscored bool) (int64, error) {
