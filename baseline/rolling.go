@@ -94,6 +94,15 @@ func (r *rolling) encode() (store.RollingState, error) {
 	return st, nil
 }
 
+// save encodes the state and writes it in tx.
+func (r *rolling) save(ctx context.Context, tx *store.RollingTx) error {
+	st, err := r.encode()
+	if err != nil {
+		return err
+	}
+	return tx.SaveState(ctx, st)
+}
+
 // Refresh brings the machine's rolling model up to the closed hour: the
 // hour is added when include is true and it is usable (running, not in
 // maintenance, fault or offline, every driver reported), and hours that
@@ -139,11 +148,7 @@ func (s *Service) Refresh(ctx context.Context, machineID string, hour time.Time,
 		if err := s.maybePublish(ctx, tx, r, hour); err != nil {
 			return err
 		}
-		st, err := r.encode()
-		if err != nil {
-			return err
-		}
-		return tx.SaveState(ctx, st)
+		return r.save(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("refresh rolling model of machine %s at %s: %w", machineID, hour.Format(time.RFC3339), err)
@@ -188,11 +193,7 @@ func (s *Service) keepOut(ctx context.Context, tx *store.RollingTx, r *rolling, 
 			return err
 		}
 	}
-	st, err := r.encode()
-	if err != nil {
-		return err
-	}
-	return tx.SaveState(ctx, st)
+	return r.save(ctx, tx)
 }
 
 // SetLearned corrects whether an hour already closed is in the rolling model:
@@ -228,11 +229,7 @@ func (s *Service) SetLearned(ctx context.Context, machineID string, hour time.Ti
 		if err := s.addHour(ctx, tx, r, hour); err != nil {
 			return err
 		}
-		enc, err := r.encode()
-		if err != nil {
-			return err
-		}
-		return tx.SaveState(ctx, enc)
+		return r.save(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("set learned hour of machine %s at %s: %w", machineID, hour.Format(time.RFC3339), err)
@@ -327,11 +324,7 @@ func (s *Service) Revise(ctx context.Context, machineID string, hour time.Time) 
 		if err != nil {
 			return err
 		}
-		enc, err := r.encode()
-		if err != nil {
-			return err
-		}
-		return tx.SaveState(ctx, enc)
+		return r.save(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("revise rolling model of machine %s at %s: %w", machineID, hour.Format(time.RFC3339), err)
@@ -386,11 +379,7 @@ func (s *Service) loadOrRebuild(ctx context.Context, tx *store.RollingTx, machin
 	if hasActive && activeDrivers != nil {
 		r.state.SourceBaseline = &active.ID
 	}
-	enc, err := r.encode()
-	if err != nil {
-		return nil, false, err
-	}
-	return r, true, tx.SaveState(ctx, enc)
+	return r, true, r.save(ctx, tx)
 }
 
 // rechooseDue: default drivers are re-chosen every publish interval, and
