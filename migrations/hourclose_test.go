@@ -83,6 +83,15 @@ func expectEvents(t *testing.T, pool *pgxpool.Pool, machine string, want ...stri
 	}
 }
 
+// closedHours is the events of hours 0..n-1 each closing once, in order.
+func closedHours(n int) []string {
+	want := make([]string, n)
+	for h := range want {
+		want[h] = fmt.Sprintf("hour_closed %d", h)
+	}
+	return want
+}
+
 // TestHoursCloseOnceInOrder: readings written in order, ten minutes per
 // statement, for hours 0–4: each of hours 0–3 closes exactly once, when the
 // first reading of the next hour commits; hour 4 stays open. The worker is
@@ -145,11 +154,7 @@ func TestReplayedHistoryClosesAllButNewest(t *testing.T) {
 	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"energy_readings"}, []string{"time", "machine_id", "power_kw"}, pgx.CopyFromRows(rows)); err != nil {
 		t.Fatalf("copy history: %v", err)
 	}
-	want := make([]string, hours-1)
-	for h := range want {
-		want[h] = fmt.Sprintf("hour_closed %d", h)
-	}
-	expectEvents(t, pool, m, want...)
+	expectEvents(t, pool, m, closedHours(hours-1)...)
 }
 
 // TestLateReadingRevisesOnce: after hours 0 and 1 closed, a late reading
@@ -453,11 +458,7 @@ func TestBackfillTransactionClosesEachHourOnce(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := make([]string, 47)
-	for h := range want {
-		want[h] = fmt.Sprintf("hour_closed %d", h)
-	}
-	expectEvents(t, pool, m, want...)
+	expectEvents(t, pool, m, closedHours(47)...)
 }
 
 // TestCoarseHistoryCountsItsOwnInterval: a production reading that says it
