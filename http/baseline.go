@@ -124,7 +124,7 @@ func (s *Server) baselineTrain(w nethttp.ResponseWriter, req bunrouter.Request) 
 	}
 	ctx := req.Context()
 	if _, err := s.cfg.Store.Machine(ctx, id); err != nil {
-		return machineErr(id, err)
+		return machineNotFound(err, id)
 	}
 	reqID, err := s.cfg.Store.InsertTrainRequest(ctx, store.NewTrainRequest{MachineID: id, Drivers: body.Drivers,
 		TrainingStart: body.TrainingStart, TrainingEnd: body.TrainingEnd, RequestedBy: body.RequestedBy})
@@ -217,7 +217,7 @@ func (s *Server) baselineDeviation(w nethttp.ResponseWriter, req bunrouter.Reque
 		return err
 	}
 	if _, err := s.cfg.Store.Machine(req.Context(), id); err != nil {
-		return machineErr(id, err)
+		return machineNotFound(err, id)
 	}
 	d, err := s.baselines().Deviation(req.Context(), id, bid, start, end)
 	if err != nil {

@@ -141,7 +141,7 @@ func (s *Server) forecastDemand(w nethttp.ResponseWriter, req bunrouter.Request)
 	}
 	m, err := s.cfg.Store.Machine(req.Context(), id)
 	if err != nil {
-		return machineErr(id, err)
+		return machineNotFound(err, id)
 	}
 	rows, err := s.cfg.Store.LatestForecast(req.Context(), id, resolutionOf(horizon))
 	if err != nil {
@@ -157,14 +157,6 @@ func (s *Server) forecastDemand(w nethttp.ResponseWriter, req bunrouter.Request)
 	}
 	writeJSON(w, nethttp.StatusOK, resp)
 	return nil
-}
-
-// machineErr turns an unknown machine into a 404 that names it.
-func machineErr(id string, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return notFoundf("there is no machine %s", id)
-	}
-	return err
 }
 
 type peakResponse struct {
@@ -187,7 +179,7 @@ func (s *Server) forecastPeak(w nethttp.ResponseWriter, req bunrouter.Request) e
 	}
 	m, err := s.cfg.Store.Machine(req.Context(), id)
 	if err != nil {
-		return machineErr(id, err)
+		return machineNotFound(err, id)
 	}
 	rows, err := s.cfg.Store.LatestForecast(req.Context(), id, store.Resolution1Hour)
 	if err != nil {
@@ -291,7 +283,7 @@ func (s *Server) forecastSchedule(w nethttp.ResponseWriter, req bunrouter.Reques
 		}
 		m, err := s.cfg.Store.Machine(ctx, resp.MachineID)
 		if err != nil {
-			return machineErr(resp.MachineID, err)
+			return machineNotFound(err, resp.MachineID)
 		}
 		resp.FactoryID = m.FactoryID
 		rows, err := s.cfg.Store.LatestForecast(ctx, resp.MachineID, store.Resolution1Hour)
@@ -454,7 +446,7 @@ func (s *Server) forecastAccuracy(w nethttp.ResponseWriter, req bunrouter.Reques
 		}
 	}
 	if _, err := s.cfg.Store.Machine(req.Context(), id); err != nil {
-		return machineErr(id, err)
+		return machineNotFound(err, id)
 	}
 	resp := accuracyResponse{MachineID: id, Accuracy: []accuracyRow{}}
 	// The window is in data time: the days before the latest scored target.
