@@ -4,15 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
-	nethttp "net/http"
-	"net/url"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/enms/enms-analytics/triggers"
@@ -141,37 +136,13 @@ func TestParkedEventsList(t *testing.T) {
 
 	// The response matches the OpenAPI document (bucket and machine_name
 	// nullable, every field typed as sent).
-	doc, err := openapi3.NewLoader().LoadFromData(f.srv.openapi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc.Servers = openapi3.Servers{{URL: f.ts.URL}}
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := f.ts.Client().Get(f.ts.URL + "/api/v1/events/parked")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	validate := func(body []byte) error {
-		u, _ := url.Parse(f.ts.URL + "/api/v1/events/parked")
-		req := &nethttp.Request{Method: "GET", URL: u, Header: nethttp.Header{}}
-		route, params, err := router.FindRoute(req)
-		if err != nil {
-			return err
-		}
-		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route}
-		return openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
-			RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header, Body: io.NopCloser(bytes.NewReader(body))})
-	}
-	if err := validate(raw); err != nil {
+	validate := responseValidator(t, f)
+	resp, raw := getBody(t, f, "/api/v1/events/parked")
+	if err := validate("/api/v1/events/parked", resp.StatusCode, resp.Header, raw); err != nil {
 		t.Errorf("the parked list does not match the document: %v\n%s", err, raw)
 	}
 	// Negative control: an id as a string must fail, or the check above proves nothing.
-	if err := validate(bytes.Replace(raw, []byte(`"id":`+strconv.FormatInt(o.parkedStatus, 10)),
+	if err := validate("/api/v1/events/parked", resp.StatusCode, resp.Header, bytes.Replace(raw, []byte(`"id":`+strconv.FormatInt(o.parkedStatus, 10)),
 		[]byte(`"id":"`+strconv.FormatInt(o.parkedStatus, 10)+`"`), 1)); err == nil {
 		t.Error("a string id passed validation: the validator checks nothing")
 	}
