@@ -68,42 +68,24 @@ func TestDayAheadBeatsSeasonalNaive(t *testing.T) {
 	t.Parallel()
 	for _, seed := range []uint64{1, 2, 3} {
 		s := simLoad(seed, 90)
-		n := len(s.Values)
-		holdout := n - 14*24
 		var act, model, lag24, lag168 []float64
 		var in80, in95, total int
 		var chosen map[string]int = map[string]int{}
-		for day := range 14 {
-			dayStart := holdout + 24*day
-			c, err := SelectForecastModel(s.Head(dayStart), HourlyForecastPlan())
-			if err != nil {
-				t.Fatalf("seed %d day %d: %v", seed, day, err)
-			}
-			chosen[c.Model.Name()]++
-			for o := dayStart; o < dayStart+24; o++ {
-				if o > dayStart {
-					c.Observe(s.Values[o-1])
+		walkForward(t, s, HourlyForecastPlan(), 14, func(c *ForecastChoice) { chosen[c.Model.Name()]++ },
+			func(_, tgt int, p ForecastPoint) {
+				a := s.Values[tgt]
+				act = append(act, a)
+				model = append(model, p.Point)
+				lag24 = append(lag24, s.Values[tgt-24])
+				lag168 = append(lag168, s.Values[tgt-168])
+				total++
+				if a >= p.Lower80 && a <= p.Upper80 {
+					in80++
 				}
-				for h, p := range c.Predict() {
-					tgt := o + h
-					if tgt >= n {
-						break
-					}
-					a := s.Values[tgt]
-					act = append(act, a)
-					model = append(model, p.Point)
-					lag24 = append(lag24, s.Values[tgt-24])
-					lag168 = append(lag168, s.Values[tgt-168])
-					total++
-					if a >= p.Lower80 && a <= p.Upper80 {
-						in80++
-					}
-					if a >= p.Lower95 && a <= p.Upper95 {
-						in95++
-					}
+				if a >= p.Lower95 && a <= p.Upper95 {
+					in95++
 				}
-			}
-		}
+			})
 		mm, _ := ForecastMAPE(act, model)
 		m24, _ := ForecastMAPE(act, lag24)
 		m168, _ := ForecastMAPE(act, lag168)
@@ -269,21 +251,24 @@ func BenchmarkSelectHourly(b *testing.B) {
 	}
 }
 
-// heldOut runs the service's procedure on the last days of s: refit at the
-// start of each held-out day, observe every bucket, forecast plan.Horizon
-// buckets from every origin; it returns the chosen model's MAPE, the MAPE
-// of seasonal-naive lag on the same targets, and the 80 % coverage.
-func heldOut(t *testing.T, s ForecastSeries, plan ForecastPlan, days, lag int) (model, naive, cov80 float64) {
+// walkForward runs the service's procedure on the last days of s: refit at
+// the start of each held-out day (chosen, when not nil, sees the choice),
+// observe every bucket, forecast plan.Horizon buckets from every origin, and
+// call visit for every forecast whose target (index tgt, horizon step h) is
+// in s.
+func walkForward(t *testing.T, s ForecastSeries, plan ForecastPlan, days int, chosen func(*ForecastChoice),
+	visit func(h, tgt int, p ForecastPoint)) {
 	t.Helper()
 	perDay := s.StepsPerDay()
 	n := len(s.Values)
-	var act, fc, nv []float64
-	var in80 int
 	for d := range days {
 		dayStart := n - (days-d)*perDay
 		c, err := SelectForecastModel(s.Head(dayStart), plan)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("held-out day %d: %v", d, err)
+		}
+		if chosen != nil {
+			chosen(c)
 		}
 		for o := dayStart; o < dayStart+perDay; o++ {
 			if o > dayStart {
@@ -294,15 +279,27 @@ func heldOut(t *testing.T, s ForecastSeries, plan ForecastPlan, days, lag int) (
 				if tgt >= n {
 					break
 				}
-				a := s.Values[tgt]
-				act, fc = append(act, a), append(fc, p.Point)
-				nv = append(nv, s.Values[tgt-lag*((h+lag)/lag)])
-				if a >= p.Lower80 && a <= p.Upper80 {
-					in80++
-				}
+				visit(h, tgt, p)
 			}
 		}
 	}
+}
+
+// heldOut walks forward over the last days of s (walkForward); it returns
+// the chosen model's MAPE, the MAPE of seasonal-naive lag on the same
+// targets, and the 80 % coverage.
+func heldOut(t *testing.T, s ForecastSeries, plan ForecastPlan, days, lag int) (model, naive, cov80 float64) {
+	t.Helper()
+	var act, fc, nv []float64
+	var in80 int
+	walkForward(t, s, plan, days, nil, func(h, tgt int, p ForecastPoint) {
+		a := s.Values[tgt]
+		act, fc = append(act, a), append(fc, p.Point)
+		nv = append(nv, s.Values[tgt-lag*((h+lag)/lag)])
+		if a >= p.Lower80 && a <= p.Upper80 {
+			in80++
+		}
+	})
 	model, _ = ForecastMAPE(act, fc)
 	naive, _ = ForecastMAPE(act, nv)
 	return model, naive, float64(in80) / float64(len(act))
