@@ -350,6 +350,7 @@ func waitAllDone(t *testing.T, pool *pgxpool.Pool, alive func(*testing.T)) {
 	ctx := context.Background()
 	var last progress
 	start := time.Now()
+	logged := false
 	waitUntil(t, waitTimeout, "every closed hour processed", func() (bool, error) {
 		if alive != nil {
 			alive(t)
@@ -367,15 +368,16 @@ func waitAllDone(t *testing.T, pool *pgxpool.Pool, alive func(*testing.T)) {
 		if p.pending == 0 && p.closedHoursDone == closedHours {
 			return true, nil
 		}
-		if time.Since(start) > waitTimeout-time.Second {
+		if !logged && time.Since(start) > waitTimeout-time.Second {
 			logPending(t, pool) // about to time out: say what is stuck
+			logged = true
 		}
 		return false, nil
 	})
 	t.Logf("outbox: %d events done (%d machine-hours)", last.done, last.closedHoursDone)
 }
 
-// logPending logs the first pending events, once.
+// logPending logs the first pending events.
 func logPending(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), `
