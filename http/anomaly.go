@@ -104,12 +104,8 @@ func (s *Server) anomalyDetect(w nethttp.ResponseWriter, req bunrouter.Request) 
 	if err != nil {
 		return err
 	}
-	if !start.Before(end) {
-		return invalidf("start (%s) must be before end (%s); the window is [start, end)", start.Format(time.RFC3339), end.Format(time.RFC3339))
-	}
-	if end.Sub(start) > MaxDetectWindow {
-		return invalidf("the window from %s to %s is longer than the %s detect re-scores at once; split it",
-			start.Format(time.RFC3339), end.Format(time.RFC3339), spanText(MaxDetectWindow))
+	if err := checkWindow(start, end, MaxDetectWindow); err != nil {
+		return err
 	}
 	svc, err := s.anomalies()
 	if err != nil {
@@ -162,11 +158,8 @@ func (s *Server) anomalyRecent(w nethttp.ResponseWriter, req bunrouter.Request) 
 			return err
 		}
 	}
-	if !f.Start.Before(f.End) {
-		return invalidf("start (%s) must be before end (%s); the window is [start, end)", f.Start.Format(time.RFC3339), f.End.Format(time.RFC3339))
-	}
-	if f.End.Sub(f.Start) > MaxRecentWindow {
-		return invalidf("the window is longer than the %s this route allows; ask for a shorter one", spanText(MaxRecentWindow))
+	if err := checkWindow(f.Start, f.End, MaxRecentWindow); err != nil {
+		return err
 	}
 	if f.Limit, err = p.limit(100, MaxAnomalies); err != nil {
 		return err

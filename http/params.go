@@ -92,15 +92,21 @@ func (p params) window(maxSpan time.Duration) (start, end time.Time, err error) 
 	if end, err = parseTime("end", p.q.Get("end")); err != nil {
 		return
 	}
+	return start, end, checkWindow(start, end, maxSpan)
+}
+
+// checkWindow checks a half-open window [start, end), however its ends were
+// given: start before end, spanning at most maxSpan.
+func checkWindow(start, end time.Time, maxSpan time.Duration) error {
 	if !start.Before(end) {
-		return start, end, invalidf("start (%s) must be before end (%s); the window is [start, end)",
+		return invalidf("start (%s) must be before end (%s); the window is [start, end)",
 			start.Format(time.RFC3339), end.Format(time.RFC3339))
 	}
 	if end.Sub(start) > maxSpan {
-		return start, end, invalidf("the window from %s to %s is longer than the %s this route allows; ask for a shorter one",
+		return invalidf("the window from %s to %s is longer than the %s this route allows; ask for a shorter one",
 			start.Format(time.RFC3339), end.Format(time.RFC3339), spanText(maxSpan))
 	}
-	return start, end, nil
+	return nil
 }
 
 func spanText(d time.Duration) string {
