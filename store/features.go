@@ -119,27 +119,3 @@ func orNaN(p *float64) float64 {
 	}
 	return *p
 }
-
-// DataRange is the first and last hour with energy readings of a machine
-// in a window; Hours counts them. Zero Hours means no data.
-type DataRange struct {
-	First, Last time.Time
-	Hours       int
-}
-
-// EnergyDataRange reports which hours of [start, end) have energy readings.
-func (s *Store) EnergyDataRange(ctx context.Context, machineID string, start, end time.Time) (DataRange, error) {
-	var r DataRange
-	var first, last *time.Time
-	err := s.pool.QueryRow(ctx, `
-		SELECT min(bucket), max(bucket), count(*) FROM energy_readings_1hour
-		 WHERE machine_id = $1 AND bucket >= $2 AND bucket < $3 AND reading_count > 0`,
-		machineID, start, end).Scan(&first, &last, &r.Hours)
-	if err != nil {
-		return r, fmt.Errorf("query energy data range: %w", unavailable(err))
-	}
-	if first != nil {
-		r.First, r.Last = *first, *last
-	}
-	return r, nil
-}

@@ -124,16 +124,6 @@ func (s *Store) Machine(ctx context.Context, id string) (Machine, error) {
 	return m, nil
 }
 
-// FactoryExists reports whether a factory with id exists.
-func (s *Store) FactoryExists(ctx context.Context, id string) (bool, error) {
-	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM factories WHERE id = $1)`, id).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("look up factory %s: %w", id, unavailable(err))
-	}
-	return ok, nil
-}
-
 // MachineStatus is the current state of a machine, from machine_status
 // (upserted by Node-RED).
 type MachineStatus struct {
