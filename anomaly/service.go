@@ -30,7 +30,6 @@ import (
 
 	"github.com/enms/enms-analytics/analytics"
 	"github.com/enms/enms-analytics/store"
-	"github.com/enms/enms-analytics/triggers"
 )
 
 // Prediction is the rolling model's expectation of an hour's energy,
@@ -181,9 +180,6 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg, cal: cal, st: cfg.Store, model: cfg.Model, log: cfg.Logger}, nil
 }
 
-// Calibration returns the thresholds in use.
-func (s *Service) Calibration() analytics.Calibration { return s.cal }
-
 // HourResult is how one hour was judged.
 type HourResult struct {
 	Hour   time.Time
@@ -250,23 +246,6 @@ func (s *Service) Detect(ctx context.Context, machineID string, start, end time.
 	}
 	eps, err := s.st.MachineEpisodes(ctx, machineID, start, end)
 	return eps, res, err
-}
-
-// HandleEvent is the listener handler for hour_closed and hour_revised
-// events (other kinds are ignored).
-func (s *Service) HandleEvent(ctx context.Context, ev triggers.Event) error {
-	if ev.Bucket.IsZero() {
-		return nil
-	}
-	switch ev.Kind {
-	case triggers.KindHourClosed:
-		_, _, err := s.HourClosed(ctx, ev.MachineID, ev.Bucket)
-		return err
-	case triggers.KindHourRevised:
-		_, err := s.HourRevised(ctx, ev.MachineID, ev.Bucket)
-		return err
-	}
-	return nil
 }
 
 // run is the state of one re-score.
