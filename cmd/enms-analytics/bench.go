@@ -877,6 +877,7 @@ func benchAPI(ctx context.Context, addr string, machines []simulator.Machine, fr
 	}
 	logf("API: %d requests from %d clients (after one untimed request each)", o.APIRequests, o.APIClients)
 	lat := make([]time.Duration, o.APIRequests)
+	sent := make([]bool, o.APIRequests) // a request that could not be built has no latency
 	var issued, non200 atomic.Int64
 	var wg, warm sync.WaitGroup
 	warm.Add(o.APIClients)
@@ -911,7 +912,7 @@ func benchAPI(ctx context.Context, addr string, machines []simulator.Machine, fr
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 				}
-				lat[i] = time.Since(t0)
+				lat[i], sent[i] = time.Since(t0), true
 				if err != nil || resp.StatusCode != nethttp.StatusOK {
 					non200.Add(1)
 				}
@@ -919,7 +920,13 @@ func benchAPI(ctx context.Context, addr string, machines []simulator.Machine, fr
 		}()
 	}
 	wg.Wait()
-	rep.APILatency = latencies(lat)
+	var measured []time.Duration
+	for i, d := range lat {
+		if sent[i] {
+			measured = append(measured, d)
+		}
+	}
+	rep.APILatency = latencies(measured)
 	rep.APIConcurrency = o.APIClients
 	rep.APINon200 = non200.Load()
 	logf("API: p50 %.1f ms, p99 %.1f ms, %d not 200", rep.APILatency.P50, rep.APILatency.P99, rep.APINon200)
