@@ -89,19 +89,27 @@ func (e *CoverageError) Error() string {
 		strings.Join(parts, ", "), e.Eligible, 100*MinCoverage)
 }
 
-// assemble builds the training rows of design d from the store's hours.
-// Drivers below MinCoverage are a *CoverageError.
-func assemble(d *analytics.Design, hours []store.FeatureHour) (*Assembly, error) {
-	a := &Assembly{Hours: len(hours), Excluded: map[Exclusion]int{}}
+// usableRows classifies hours: the rows the machine state allows, in order,
+// and how many hours each exclusion left out.
+func usableRows(hours []store.FeatureHour) ([]analytics.HourlyRow, map[Exclusion]int) {
 	var usable []analytics.HourlyRow
+	excluded := map[Exclusion]int{}
 	for _, h := range hours {
 		row, ex := classify(h)
 		if ex != Included {
-			a.Excluded[ex]++
+			excluded[ex]++
 			continue
 		}
 		usable = append(usable, row)
 	}
+	return usable, excluded
+}
+
+// assemble builds the training rows of design d from the store's hours.
+// Drivers below MinCoverage are a *CoverageError.
+func assemble(d *analytics.Design, hours []store.FeatureHour) (*Assembly, error) {
+	usable, excluded := usableRows(hours)
+	a := &Assembly{Hours: len(hours), Excluded: excluded}
 	a.Coverage = d.Coverage(usable)
 	var low []string
 	for _, drv := range d.Drivers {

@@ -479,12 +479,7 @@ func (s *Service) rebuild(ctx context.Context, tx *store.RollingTx, machineID st
 func (s *Service) chooseDefault(hours []store.FeatureHour, loc *time.Location) *Assembly {
 	opts := analytics.DesignOptions{DegreeBaseC: s.cfg.DegreeBaseC, Location: loc}
 	all, _ := analytics.NewDesign(defaultCandidates, opts)
-	var usable []analytics.HourlyRow
-	for _, h := range hours {
-		if row, ex := classify(h); ex == Included {
-			usable = append(usable, row)
-		}
-	}
+	usable, _ := usableRows(hours)
 	cov := all.Coverage(usable)
 	var drivers []string
 	for _, d := range defaultCandidates {
@@ -544,16 +539,7 @@ func (s *Service) maybePublish(ctx context.Context, tx *store.RollingTx, r *roll
 	if err != nil {
 		return err
 	}
-	var usable []analytics.HourlyRow
-	excluded := map[Exclusion]int{}
-	for _, h := range hours {
-		row, ex := classify(h)
-		if ex != Included {
-			excluded[ex]++
-			continue
-		}
-		usable = append(usable, row)
-	}
+	usable, excluded := usableRows(hours)
 	asm := &Assembly{Design: r.design, Coverage: r.design.Coverage(usable), Hours: len(hours), Excluded: excluded}
 	for _, o := range obs {
 		asm.X = append(asm.X, o.X)
