@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -306,6 +307,16 @@ func TestNginxLimitsMatchTheAPI(t *testing.T) {
 	}
 	if mib, _ := strconv.Atoi(string(m[1])); mib<<20 != apihttp.MaxBodyBytes {
 		t.Errorf("nginx allows %d MiB, the API %d bytes", mib, apihttp.MaxBodyBytes)
+	}
+	rt := regexp.MustCompile(`proxy_read_timeout (\d+)s;`).FindSubmatch(site)
+	if rt == nil {
+		t.Fatal("enms-analytics.conf sets no proxy_read_timeout in seconds")
+	}
+	read, _ := strconv.Atoi(string(rt[1]))
+	for _, r := range apihttp.New(apihttp.Config{}).Routes() {
+		if r.Timeout >= time.Duration(read)*time.Second {
+			t.Errorf("%s %s may take %s, nginx waits %d s for an answer", r.Method, r.Path, r.Timeout, read)
+		}
 	}
 	for _, d := range []string{"proxy_connect_timeout 60s;", "proxy_send_timeout 300s;", "proxy_read_timeout 300s;",
 		"rewrite ^/api/analytics/(.*)$ /api/v1/$1 break;", "limit_req zone=", "X-Forwarded-For"} {
