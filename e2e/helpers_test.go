@@ -281,6 +281,25 @@ func (b *bundle) plant(t testing.TB, factory string, machines map[string]string)
 	return p
 }
 
+// pagesMachine gives every UI page something to draw: a factory with a
+// compressor and a pump, the compressor with 90 days of hourly data ending
+// at the current hour, an active baseline trained on all of it, an open
+// 3-hour critical episode ending in the last hour (inside the anomaly
+// page's default 7-day window) and a 24-hour forecast from the data's end.
+// It returns the compressor's id and the episode's.
+func (b *bundle) pagesMachine(t testing.TB, factory string) (machineID, anomalyID string) {
+	t.Helper()
+	m := b.plant(t, factory, map[string]string{"Compressor 1": "compressor", "Pump 2": "pump"}).machines["Compressor 1"]
+	end := time.Now().UTC().Truncate(time.Hour)
+	b.insertHours(t, m, end, 90*24, 1)
+	if row := b.train(t, m, []string{"production_count"}, end.Add(-90*24*time.Hour), end); row.Status != "done" {
+		t.Fatalf("training on 90 days: %s %v", row.Status, row.Error)
+	}
+	anomalyID = b.anomaly(t, m, end.Add(-time.Hour), 3, "critical")
+	b.forecast(t, m, end)
+	return m, anomalyID
+}
+
 // insertHours writes n running hours ending at end (exclusive) straight into
 // the hourly rollups: units ~ U(0, 100), kWh = 12 + 0.8·units + N(0, 2²).
 // The seed makes the data the same on every run.

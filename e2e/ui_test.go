@@ -35,17 +35,7 @@ type pageCheck struct {
 func TestPagesLoad(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	pl := b.plant(t, "Plant A", map[string]string{"Compressor 1": "compressor", "Pump 2": "pump"})
-	m := pl.machines["Compressor 1"]
-	end := time.Now().UTC().Truncate(time.Hour)
-	b.insertHours(t, m, end, 90*24, 1)
-	if row := b.train(t, m, []string{"production_count"}, end.Add(-90*24*time.Hour), end); row.Status != "done" {
-		t.Fatalf("training on 90 days: %s %v", row.Status, row.Error)
-	}
-	// The episode covers the 3 hours before the data's end, inside the
-	// anomaly page's default 7-day window.
-	anomalyID := b.anomaly(t, m, end.Add(-time.Hour), 3, "critical")
-	b.forecast(t, m, end)
+	m, anomalyID := b.pagesMachine(t, "Plant A")
 
 	checks := []pageCheck{
 		{path: "", counts: map[string]int{"#machines-table tbody tr": 2, "#active-cards .card": 3},
