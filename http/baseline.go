@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	nethttp "net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -96,14 +95,11 @@ func (s *Server) baselineTrain(w nethttp.ResponseWriter, req bunrouter.Request) 
 	if err != nil {
 		return err
 	}
-	wait := 60 * time.Second
-	if v := q.q.Get("wait_seconds"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > int(MaxTrainWait/time.Second) {
-			return invalidf("wait_seconds %q is not valid; use a whole number from 1 to %d", clip(v), int(MaxTrainWait/time.Second))
-		}
-		wait = time.Duration(n) * time.Second
+	waitSeconds, err := q.whole("wait_seconds", 60, 1, int(MaxTrainWait/time.Second))
+	if err != nil {
+		return err
 	}
+	wait := time.Duration(waitSeconds) * time.Second
 	var body trainBody
 	if err := decodeJSON(w, req.Request, &body); err != nil {
 		return err

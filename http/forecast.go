@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	nethttp "net/http"
-	"strconv"
 	"time"
 
 	"github.com/uptrace/bunrouter"
@@ -439,11 +438,9 @@ func (s *Server) forecastAccuracy(w nethttp.ResponseWriter, req bunrouter.Reques
 	if err != nil {
 		return err
 	}
-	days := 30
-	if v := q.q.Get("days"); v != "" {
-		if days, err = strconv.Atoi(v); err != nil || days < 1 || days > 365 {
-			return invalidf("days %q is not valid; use a whole number from 1 to 365", clip(v))
-		}
+	days, err := q.whole("days", 30, 1, 365)
+	if err != nil {
+		return err
 	}
 	if _, err := s.cfg.Store.Machine(req.Context(), id); err != nil {
 		return machineNotFound(err, id)

@@ -118,28 +118,22 @@ func spanText(d time.Duration) string {
 
 // limit returns the query parameter limit: def when absent, else a whole
 // number from 1 to max.
-func (p params) limit(def, max int) (int, error) {
-	s := p.q.Get("limit")
+func (p params) limit(def, max int) (int, error) { return p.whole("limit", def, 1, max) }
+
+// offset returns the query parameter offset: 0 when absent, else a whole
+// number from 0 to 1,000,000.
+func (p params) offset() (int, error) { return p.whole("offset", 0, 0, 1_000_000) }
+
+// whole returns the query parameter name: def when absent, else a whole
+// number from lo to hi.
+func (p params) whole(name string, def, lo, hi int) (int, error) {
+	s := p.q.Get(name)
 	if s == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > max {
-		return 0, invalidf("limit %q is not valid; use a whole number from 1 to %d", clip(s), max)
-	}
-	return n, nil
-}
-
-// offset returns the query parameter offset: 0 when absent, else a whole
-// number from 0 to 1,000,000.
-func (p params) offset() (int, error) {
-	s := p.q.Get("offset")
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > 1_000_000 {
-		return 0, invalidf("offset %q is not valid; use a whole number from 0 to 1000000", clip(s))
+	if err != nil || n < lo || n > hi {
+		return 0, invalidf("%s %q is not valid; use a whole number from %d to %d", name, clip(s), lo, hi)
 	}
 	return n, nil
 }
