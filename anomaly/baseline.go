@@ -48,18 +48,26 @@ func (s *Service) HourClosedHandler(refresh func(ctx context.Context, machineID 
 	}
 }
 
-// HourRevisedHandler returns the listener handler for hour_revised: the
-// hour is re-scored (and later hours until their verdicts agree with what
-// was stored), then the rolling model is corrected (revise is
-// baseline.Service.Revise). Re-scoring first lets the correction see the
-// hour's new verdict in anomaly_hours; the prediction for the revised hour
-// then comes from a model that may still hold the hour's old observation
-// (one of at least ANOMALY_MIN_HISTORY_HOURS).
-func (s *Service) HourRevisedHandler(revise func(ctx context.Context, machineID string, hour time.Time) error) func(context.Context, triggers.Event) error {
+// HourRevisedHandler returns the listener handler for hour_revised (late
+// data for a closed hour): the rolling model replaces what it learned from
+// the hour (baseline.Service.Revise), the hour and any later hour whose
+// verdict follows from it are re-scored, and every re-scored hour is let
+// into or kept out of the rolling model by its new verdict
+// (baseline.Service.SetLearned). Register it together with HourClosedHandler.
+func (s *Service) HourRevisedHandler(bl *baseline.Service) func(context.Context, triggers.Event) error {
 	return func(ctx context.Context, ev triggers.Event) error {
-		if _, err := s.HourRevised(ctx, ev.MachineID, ev.Bucket); err != nil {
+		if err := bl.Revise(ctx, ev.MachineID, ev.Bucket); err != nil {
 			return err
 		}
-		return revise(ctx, ev.MachineID, ev.Bucket)
+		res, err := s.HourRevised(ctx, ev.MachineID, ev.Bucket)
+		if err != nil {
+			return err
+		}
+		for _, h := range res.Hours {
+			if err := bl.SetLearned(ctx, ev.MachineID, h.Hour.UTC().Truncate(time.Hour), h.Learn); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 }

@@ -172,7 +172,7 @@ func BenchmarkHourCloseToAnomaly(b *testing.B) {
 		b.Fatal(err)
 	}
 	w.Handle(triggers.KindHourClosed, svc.HourClosedHandler(bl.Refresh))
-	w.Handle(triggers.KindHourRevised, svc.HourRevisedHandler(bl.Revise))
+	w.Handle(triggers.KindHourRevised, svc.HourRevisedHandler(bl))
 	defer workertest.Start(b, w)()
 
 	var machine string

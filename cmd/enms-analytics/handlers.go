@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/enms/enms-analytics/anomaly"
 	"github.com/enms/enms-analytics/baseline"
@@ -49,9 +48,7 @@ func registerHandlers(w *listener.Worker, st *store.Store, cfg Config, logger *s
 	fc := forecast.New(forecast.Config{Store: st, Logger: logger.With("component", "forecast")})
 
 	w.Handle(triggers.KindHourClosed, an.HourClosedHandler(bl.Refresh))
-	w.Handle(triggers.KindHourRevised, func(ctx context.Context, ev triggers.Event) error {
-		return reviseHour(ctx, bl, an, ev)
-	})
+	w.Handle(triggers.KindHourRevised, an.HourRevisedHandler(bl))
 	w.Handle(triggers.KindHourClosed, fc.HandleEvent)
 	w.Handle(triggers.KindHourRevised, fc.HandleEvent)
 	w.Handle(triggers.KindHourClosed, func(ctx context.Context, ev triggers.Event) error {
@@ -63,24 +60,4 @@ func registerHandlers(w *listener.Worker, st *store.Store, cfg Config, logger *s
 		return err
 	})
 	return an, nil
-}
-
-// reviseHour handles late data for a closed hour: the rolling model replaces
-// what it learned from the hour, the hour (and any later hour whose verdict
-// follows from it) is re-scored, and every re-scored hour is let into or
-// kept out of the rolling model by its new verdict.
-func reviseHour(ctx context.Context, bl *baseline.Service, an *anomaly.Service, ev triggers.Event) error {
-	if err := bl.Revise(ctx, ev.MachineID, ev.Bucket); err != nil {
-		return err
-	}
-	res, err := an.HourRevised(ctx, ev.MachineID, ev.Bucket)
-	if err != nil {
-		return err
-	}
-	for _, h := range res.Hours {
-		if err := bl.SetLearned(ctx, ev.MachineID, h.Hour.UTC().Truncate(time.Hour), h.Learn); err != nil {
-			return err
-		}
-	}
-	return nil
 }
