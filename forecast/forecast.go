@@ -246,7 +246,7 @@ func (s *Service) HourRevised(ctx context.Context, machineID string, hour time.T
 	}
 	defer m.mu.Unlock()
 	// A daily target that contains hour starts at most 25 hours before it.
-	if _, err := s.cfg.Store.ScoreForecasts(ctx, machineID, m.tz, hour.Add(-26*time.Hour), time.Time{}, false); err != nil {
+	if _, err := s.cfg.Store.ScoreForecasts(ctx, machineID, m.tz, hour.Add(-26*time.Hour), time.Time{}); err != nil {
 		return fmt.Errorf("rescore %s at %s: %w", machineID, hour.Format(time.RFC3339), err)
 	}
 	return nil

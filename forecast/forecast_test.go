@@ -388,11 +388,11 @@ func TestScoreForecastsByHand(t *testing.T) {
 		}
 	}
 	// data time: two hours have closed (the third row exists but its hour is open)
-	n, err := st.ScoreForecasts(ctx, machineID, "UTC", o.Add(-time.Hour), o.Add(2*time.Hour), true)
+	n, err := st.ScoreForecasts(ctx, machineID, "UTC", o.Add(-time.Hour), o.Add(2*time.Hour))
 	if err != nil || n != 2 {
 		t.Fatalf("scored %d (err %v), want 2", n, err)
 	}
-	if n, err := st.ScoreForecasts(ctx, machineID, "UTC", o.Add(-time.Hour), o.Add(2*time.Hour), false); err != nil || n != 0 {
+	if n, err := st.ScoreForecasts(ctx, machineID, "UTC", o.Add(-time.Hour), o.Add(2*time.Hour)); err != nil || n != 0 {
 		t.Fatalf("scoring again wrote %d rows (err %v), want 0", n, err)
 	}
 	acc, err := st.ForecastAccuracies(ctx, machineID, o.Add(-time.Hour))

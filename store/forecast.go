@@ -212,11 +212,6 @@ func targetEndSQL(x, tz string) string {
 }
 
 var (
-	// scoreUnscoredSQL walks energy_forecasts_unscored_idx: the literal
-	// predicate matches the partial index, and the resolution list lets
-	// its second column be probed.
-	scoreUnscoredSQL = scoreForecastsSQL(`f.actual_kwh IS NULL
-			  AND f.resolution IN ('15min', '1hour', '1day') AND f.target_bucket < $4`)
 	// scoreAllSQL walks the key index by origin: a target is at most 7
 	// days (the daily horizon, plus a DST hour) after its origin, so a
 	// target at or after $3 has its origin after $3 − 8 days.
@@ -234,13 +229,12 @@ var (
 // bucket ends at or before upTo; a zero upTo means the machine's latest
 // forecast origin, the end of its last closed hour): from
 // energy_readings_15min and energy_readings_1hour, and for daily targets the
-// sum of the hours of the local day in time zone tz. With onlyUnscored it
-// looks only at targets not scored yet (no production caller: the per-hour
-// path is SaveForecasts); otherwise it also rewrites actuals that late data
-// changed. A row is written only when
-// its actual changes, so running it again changes nothing; a target without
-// rollup rows stays unscored. It returns how many rows it wrote.
-func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since, upTo time.Time, onlyUnscored bool) (int64, error) {
+// sum of the hours of the local day in time zone tz; actuals that late data
+// changed are rewritten (the hour_revised path; the per-hour path is
+// SaveForecasts). A row is written only when its actual changes, so running
+// it again changes nothing; a target without rollup rows stays unscored. It
+// returns how many rows it wrote.
+func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since, upTo time.Time) (int64, error) {
 	if upTo.IsZero() {
 		var latest *time.Time
 		err := s.pool.QueryRow(ctx, `SELECT max(origin) FROM energy_forecasts WHERE machine_id = $1`, machineID).Scan(&latest)
@@ -252,11 +246,7 @@ func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since,
 		}
 		upTo = *latest
 	}
-	query := scoreAllSQL
-	if onlyUnscored {
-		query = scoreUnscoredSQL
-	}
-	tag, err := s.pool.Exec(ctx, query, machineID, tz, since, upTo)
+	tag, err := s.pool.Exec(ctx, scoreAllSQL, machineID, tz, since, upTo)
 	if err != nil {
 		return 0, fmt.Errorf("score forecasts of %s: %w", machineID, unavailable(err))
 	}
@@ -526,7 +516,7 @@ func (s *Store) RecentBucketEnergies(ctx context.Context, machineID string, hour
 // target of the last days, keeps the statement's cost independent of the
 // forecasts already stored. A target without rollup rows stays unscored;
 // data arriving for it later makes its hour hour_revised, and HourRevised
-// (ScoreForecasts with onlyUnscored = false) records the actual then.
+// (ScoreForecasts) records the actual then.
 func (s *Store) SaveForecasts(ctx context.Context, rows []ForecastRow, machineID, tz string, origin time.Time) error {
 	b := &pgx.Batch{}
 	b.Queue(scoreClosedSQL, machineID, tz, origin.Add(-25*time.Hour), origin)
