@@ -236,6 +236,10 @@ func loadRun(b *testing.B, next func(*rand.Rand) string) {
 	b.ReportMetric(pct(0.50), "p50_ms")
 	b.ReportMetric(pct(0.99), "p99_ms")
 	b.ReportMetric(float64(errs.Load()), "errors")
+	if n := errs.Load(); n > 0 {
+		// their latencies are in the percentiles above, so the figures are not the route's
+		b.Errorf("%d of %d requests failed or were not 200", n, b.N)
+	}
 }
 
 // benchClients and benchSpans let a run narrow the benchmark:
