@@ -13,9 +13,10 @@
 // origin O is the one chosen and fitted on the history before the midnight
 // M ≤ O, then fed the buckets in [M, O). That makes a forecast a function of
 // the data alone — a warm cache, a cold start after a restart, and a
-// re-processed hour all write the same rows — while the per-hour work with a
-// warm cache is two round trips (read the new buckets; upsert and score in
-// one batch) and a few O(horizon) predictions.
+// re-processed hour all write the same rows — while the work with a warm
+// cache is two round trips (read the new buckets; prune, upsert and score in
+// one batch) and a few O(horizon) predictions per hour. A backfill closes
+// runs of hours at once (HoursClosed): still two round trips, for the run.
 package forecast
 
 import (
@@ -24,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,42 +156,76 @@ func (s *Service) state(ctx context.Context, machineID string) (*machineState, e
 
 // HourClosed issues the forecasts from the end of hour (the start of the
 // closed hour) and scores the targets that have closed by then. Calling it
-// again for the same hour writes the same rows.
+// again for the same hour writes the same rows. It is HoursClosed of one
+// hour.
 func (s *Service) HourClosed(ctx context.Context, machineID string, hour time.Time) error {
-	if !hour.Equal(hour.Truncate(time.Hour)) {
-		return fmt.Errorf("forecast: %s is not the start of an hour", hour.Format(time.RFC3339Nano))
+	return s.HoursClosed(ctx, machineID, []time.Time{hour})
+}
+
+// HoursClosed is HourClosed for each of hours in order (strictly increasing
+// starts of hours of one machine, as a backfill closes them), leaving exactly
+// the rows HourClosed hour by hour would have left: it reads the new buckets
+// of the whole run in one round trip and feeds the models hour by hour in
+// memory (a refit at a UTC midnight inside the run and a daily forecast at a
+// local midnight still read their history), then writes every row, the
+// actuals of the targets that closed within the run and the retention prune
+// of the run's latest local midnight in one round trip. On error nothing of
+// the run is written.
+func (s *Service) HoursClosed(ctx context.Context, machineID string, hours []time.Time) error {
+	if len(hours) == 0 {
+		return nil
 	}
-	origin := hour.Add(time.Hour).UTC()
+	origins := make([]time.Time, len(hours))
+	for i, hour := range hours {
+		if !hour.Equal(hour.Truncate(time.Hour)) {
+			return fmt.Errorf("forecast: %s is not the start of an hour", hour.Format(time.RFC3339Nano))
+		}
+		if i > 0 && !hour.After(hours[i-1]) {
+			return fmt.Errorf("forecast: closed hours must be in increasing order, but %s follows %s",
+				hour.Format(time.RFC3339), hours[i-1].Format(time.RFC3339))
+		}
+		origins[i] = hour.Add(time.Hour).UTC()
+	}
+	first, last := origins[0], origins[len(origins)-1]
 	m, err := s.state(ctx, machineID)
 	if err != nil {
-		return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
+		return fmt.Errorf("forecast %s at %s: %w", machineID, first.Format(time.RFC3339), err)
 	}
 	defer m.mu.Unlock()
-	if err := s.warmUp(ctx, m, machineID, origin); err != nil {
-		return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
+	read, err := s.readRun(ctx, m, machineID, first, last)
+	if err != nil {
+		return fmt.Errorf("forecast %s at %s…%s: %w", machineID, first.Format(time.RFC3339), last.Format(time.RFC3339), err)
 	}
 	var rows []store.ForecastRow
-	for _, sp := range []spec{hourly, quarter} {
-		r, err := s.issue(ctx, m, machineID, sp, origin)
-		if err != nil {
-			return fmt.Errorf("forecast %s %s at %s: %w", machineID, sp.resolution, origin.Format(time.RFC3339), err)
+	var pruneBefore time.Time
+	for _, origin := range origins {
+		for _, sp := range []spec{hourly, quarter} {
+			r, err := s.issue(ctx, m, machineID, sp, origin, read[sp.resolution])
+			if err != nil {
+				return fmt.Errorf("forecast %s %s at %s: %w", machineID, sp.resolution, origin.Format(time.RFC3339), err)
+			}
+			rows = append(rows, r...)
 		}
-		rows = append(rows, r...)
-	}
-	if local := origin.In(m.loc); local.Hour() == 0 && local.Minute() == 0 {
-		r, err := s.issueDaily(ctx, m, machineID, origin)
-		if err != nil {
-			return fmt.Errorf("forecast %s daily at %s: %w", machineID, origin.Format(time.RFC3339), err)
-		}
-		rows = append(rows, r...)
-		if s.cfg.Retention > 0 {
-			if _, err := s.cfg.Store.PruneForecasts(ctx, machineID, origin.Add(-s.cfg.Retention)); err != nil {
-				return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
+		if local := origin.In(m.loc); local.Hour() == 0 && local.Minute() == 0 {
+			r, err := s.issueDaily(ctx, m, machineID, origin)
+			if err != nil {
+				return fmt.Errorf("forecast %s daily at %s: %w", machineID, origin.Format(time.RFC3339), err)
+			}
+			rows = append(rows, r...)
+			if s.cfg.Retention > 0 {
+				pruneBefore = origin.Add(-s.cfg.Retention)
 			}
 		}
 	}
-	if err := s.cfg.Store.SaveForecasts(ctx, rows, machineID, m.tz, origin); err != nil {
-		return fmt.Errorf("forecast %s at %s: %w", machineID, origin.Format(time.RFC3339), err)
+	// Hour by hour, the prune at the run's latest local midnight deletes
+	// the rows of earlier hours of the run whose targets fall before its
+	// bound (possible only with a Retention under 8 days): they are not
+	// written at all.
+	if !pruneBefore.IsZero() {
+		rows = slices.DeleteFunc(rows, func(r store.ForecastRow) bool { return r.TargetBucket.Before(pruneBefore) })
+	}
+	if err := s.cfg.Store.SaveForecastRun(ctx, machineID, m.tz, origins, rows, pruneBefore); err != nil {
+		return fmt.Errorf("forecast %s at %s…%s: %w", machineID, first.Format(time.RFC3339), last.Format(time.RFC3339), err)
 	}
 	return nil
 }
@@ -204,37 +240,53 @@ func (m *machineState) usable(sp spec, origin time.Time) *cachedModel {
 	return c
 }
 
-// warmUp feeds the cached hourly and 15-minute models the buckets they have
-// not seen before origin, read in one round trip.
-func (s *Service) warmUp(ctx context.Context, m *machineState, machineID string, origin time.Time) error {
-	h, q := m.usable(hourly, origin), m.usable(quarter, origin)
-	from := func(c *cachedModel) time.Time {
-		if c == nil || c.choice == nil {
-			return origin
+// buckets is a stretch of one resolution's rollup energies on the grid
+// from, from+step, …, NaN where a bucket has no row (as dense lays them
+// out).
+type buckets struct {
+	from   time.Time
+	step   time.Duration
+	values []float64
+}
+
+// span returns the values of the buckets in [from, to), and false when the
+// stretch does not hold them all.
+func (b buckets) span(from, to time.Time) ([]float64, bool) {
+	i, j := int(from.Sub(b.from)/b.step), int(to.Sub(b.from)/b.step)
+	if i < 0 || j > len(b.values) || i > j || !from.Equal(b.from.Add(time.Duration(i)*b.step)) ||
+		!to.Equal(b.from.Add(time.Duration(j)*b.step)) {
+		return nil, false
+	}
+	return b.values[i:j], true
+}
+
+// readRun reads, in one round trip, every hourly and 15-minute bucket the
+// models will be fed while forecasting from the origins first … last: from
+// where the cached model stands when it can forecast from first, else from
+// first's anchor (where the model fitted there starts), to last. Every later
+// refit is at a later anchor, after the origin before it, so inside.
+func (s *Service) readRun(ctx context.Context, m *machineState, machineID string, first, last time.Time) (map[string]buckets, error) {
+	from := func(sp spec) time.Time {
+		if c := m.usable(sp, first); c != nil && c.choice != nil {
+			return c.choice.Next()
 		}
-		return c.choice.Next()
+		return first.Truncate(24 * time.Hour)
 	}
-	hFrom, qFrom := from(h), from(q)
-	if !hFrom.Before(origin) && !qFrom.Before(origin) {
-		return nil
-	}
-	hours, quarters, err := s.cfg.Store.RecentBucketEnergies(ctx, machineID, hFrom, qFrom, origin)
-	if err != nil {
-		return err
-	}
-	for _, c := range []struct {
-		model   *cachedModel
-		from    time.Time
-		step    time.Duration
-		buckets []store.BucketEnergy
-	}{{h, hFrom, hourly.step, hours}, {q, qFrom, quarter.step, quarters}} {
-		if c.from.Before(origin) {
-			for _, v := range dense(c.buckets, c.from, c.step, int(origin.Sub(c.from)/c.step)) {
-				c.model.choice.Observe(v)
-			}
+	hFrom, qFrom := from(hourly), from(quarter)
+	var hours, quarters []store.BucketEnergy
+	if hFrom.Before(last) || qFrom.Before(last) {
+		var err error
+		if hours, quarters, err = s.cfg.Store.RecentBucketEnergies(ctx, machineID, hFrom, qFrom, last); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	stretch := func(sp spec, from time.Time, rows []store.BucketEnergy) buckets {
+		return buckets{from: from, step: sp.step, values: dense(rows, from, sp.step, int(last.Sub(from)/sp.step))}
+	}
+	return map[string]buckets{
+		hourly.resolution:  stretch(hourly, hFrom, hours),
+		quarter.resolution: stretch(quarter, qFrom, quarters),
+	}, nil
 }
 
 // HourRevised rewrites the actuals of the scored targets that overlap hour
@@ -253,9 +305,9 @@ func (s *Service) HourRevised(ctx context.Context, machineID string, hour time.T
 }
 
 // issue forecasts sp.plan's horizon from origin: with the cached model when
-// warmUp brought it to origin, else with a model fitted at origin's anchor
-// and fed the buckets since.
-func (s *Service) issue(ctx context.Context, m *machineState, machineID string, sp spec, origin time.Time) ([]store.ForecastRow, error) {
+// it can forecast from there, else with a model fitted at origin's anchor;
+// either is first fed the buckets it has not seen before origin, from read.
+func (s *Service) issue(ctx context.Context, m *machineState, machineID string, sp spec, origin time.Time, read buckets) ([]store.ForecastRow, error) {
 	c := m.usable(sp, origin)
 	if c == nil {
 		var err error
@@ -268,11 +320,13 @@ func (s *Service) issue(ctx context.Context, m *machineState, machineID string, 
 		return nil, nil
 	}
 	if next := c.choice.Next(); next.Before(origin) {
-		buckets, err := s.cfg.Store.BucketEnergies(ctx, machineID, sp.resolution, next, origin)
-		if err != nil {
-			return nil, err
+		values, ok := read.span(next, origin)
+		if !ok {
+			// readRun's bounds cover every hour of a run; this is a bug.
+			return nil, fmt.Errorf("buckets from %s were not read (read from %s)",
+				next.Format(time.RFC3339), read.from.Format(time.RFC3339))
 		}
-		for _, v := range dense(buckets, next, sp.step, int(origin.Sub(next)/sp.step)) {
+		for _, v := range values {
 			c.choice.Observe(v)
 		}
 	}

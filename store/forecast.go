@@ -108,8 +108,8 @@ const upsertForecastsSQL = `
 			upper_80 = excluded.upper_80, lower_95 = excluded.lower_95, upper_95 = excluded.upper_95,
 			model = excluded.model, issued_at = now()`
 
-// saveForecastsSQL is upsertForecastsSQL for the forecasts of one origin
-// ($13 is the time zone of daily targets), which also records the actual
+// saveForecastsSQL is upsertForecastsSQL for the forecasts of a run of
+// origins ($13 is the time zone of daily targets), which also records the actual
 // of every target that had closed before the forecast was issued (the
 // machine's hours are closed through analytics_hour_state.closed_through):
 // during a backfill most targets have, and writing the actual with the row
@@ -216,13 +216,25 @@ var (
 	// days (the daily horizon, plus a DST hour) after its origin, so a
 	// target at or after $3 has its origin after $3 − 8 days.
 	scoreAllSQL = scoreForecastsSQL(`f.origin >= $3 - interval '8 days' AND f.origin < $4`)
-	// scoreClosedSQL scores the targets that end in ($4 − 1 h, $4], the
-	// hour that closed; $3 = $4 − 25 h bounds the index range (a local day,
-	// the longest target, has at most 25 hours).
-	scoreClosedSQL = scoreForecastsSQL(`f.actual_kwh IS NULL
+	// scoreRunSQL scores the unscored targets that end within one of the
+	// hours that closed, each hour named by its end (an origin) in $5, in
+	// hours since the Unix epoch: a target ending at e ends within the hour
+	// ending at ⌈e⌉ (e rounded up to a whole hour of UTC). As for the hour
+	// alone, a target counts only if it starts at most 25 hours before that
+	// end (a local day, the longest target, has at most 25 hours). $3 = the
+	// first origin − 25 h and $4 = the last origin bound the index range, so
+	// the cost follows the run, not the forecasts stored.
+	scoreRunSQL = scoreForecastsSQL(`f.actual_kwh IS NULL
 			  AND f.resolution IN ('15min', '1hour', '1day') AND f.target_bucket < $4
-			  AND ` + targetEndSQL("f", "$2") + ` > $4::timestamptz - interval '1 hour'`)
+			  AND ` + closedHourSQL("f", "$2") + ` = ANY ($5::bigint[])
+			  AND f.target_bucket >= to_timestamp((` + closedHourSQL("f", "$2") + ` - 25) * 3600)`)
 )
+
+// closedHourSQL is the hour within which forecast row x's target ends, as
+// the end of that hour in hours since the Unix epoch.
+func closedHourSQL(x, tz string) string {
+	return `ceil(extract(epoch FROM ` + targetEndSQL(x, tz) + `) / 3600)::bigint`
+}
 
 // ScoreForecasts records the actual energy of the machine's forecast
 // targets that start at or after since and have closed by upTo (the target
@@ -231,7 +243,7 @@ var (
 // energy_readings_15min and energy_readings_1hour, and for daily targets the
 // sum of the hours of the local day in time zone tz; actuals that late data
 // changed are rewritten (the hour_revised path; the per-hour path is
-// SaveForecasts). A row is written only when its actual changes, so running
+// SaveForecastRun). A row is written only when its actual changes, so running
 // it again changes nothing; a target without rollup rows stays unscored. It
 // returns how many rows it wrote.
 func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since, upTo time.Time) (int64, error) {
@@ -476,7 +488,8 @@ func (s *Store) LatestScoredTarget(ctx context.Context, machineID string) (t tim
 
 // RecentBucketEnergies returns, in one round trip, the machine's hourly
 // energies in [hourFrom, to) and its 15-minute energies in [quarterFrom,
-// to), oldest first (the per-hour path of the forecaster).
+// to), oldest first (what the forecaster feeds its models while closing a
+// run of hours).
 func (s *Store) RecentBucketEnergies(ctx context.Context, machineID string, hourFrom, quarterFrom, to time.Time) (hours, quarters []BucketEnergy, err error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT true, bucket, total_energy_kwh FROM energy_readings_1hour
@@ -507,34 +520,41 @@ func (s *Store) RecentBucketEnergies(ctx context.Context, machineID string, hour
 	return hours, quarters, nil
 }
 
-// SaveForecasts upserts the rows issued at origin (the end of the hour that
-// just closed) and records the actuals that hour's closing made known, in
-// one round trip and one transaction: of the targets that end within it
-// (its four quarter-hours, the hour itself, and the local day when origin
-// is the factory's midnight), and of targets of these rows that had closed
-// before they were issued (written with the rows). Looking only there, rather than at every unscored
-// target of the last days, keeps the statement's cost independent of the
-// forecasts already stored. A target without rollup rows stays unscored;
-// data arriving for it later makes its hour hour_revised, and HourRevised
-// (ScoreForecasts) records the actual then.
-func (s *Store) SaveForecasts(ctx context.Context, rows []ForecastRow, machineID, tz string, origin time.Time) error {
+// SaveForecastRun writes what closing a run of the machine's hours made
+// known, in one round trip and one transaction; origins are the ends of the
+// hours, in increasing order. It deletes the machine's forecasts whose
+// target starts before pruneBefore (unless zero: no prune), upserts rows
+// (the forecasts issued at the origins) with the actuals of the targets that
+// had closed before they were issued (analytics_hour_state.closed_through),
+// and then records the actuals of the targets, issued before or within the
+// run, that end within one of the run's hours — what HourClosed's write did
+// hour by hour. Looking only there, rather than at every unscored target of
+// the last days, keeps the cost independent of the forecasts already
+// stored. A target without rollup rows stays unscored; data arriving for it
+// later makes its hour hour_revised, and HourRevised (ScoreForecasts)
+// records the actual then.
+func (s *Store) SaveForecastRun(ctx context.Context, machineID, tz string, origins []time.Time, rows []ForecastRow, pruneBefore time.Time) error {
+	if len(origins) == 0 {
+		return nil
+	}
+	closed := make([]int64, len(origins))
+	for i, o := range origins {
+		if o.Unix()%3600 != 0 || o.Nanosecond() != 0 {
+			return fmt.Errorf("save forecasts of %s: origin %s is not a whole hour", machineID, o.Format(time.RFC3339Nano))
+		}
+		closed[i] = o.Unix() / 3600
+	}
+	first, last := origins[0], origins[len(origins)-1]
 	b := &pgx.Batch{}
-	b.Queue(scoreClosedSQL, machineID, tz, origin.Add(-25*time.Hour), origin)
+	if !pruneBefore.IsZero() {
+		b.Queue(`DELETE FROM energy_forecasts WHERE machine_id = $1 AND target_bucket < $2`, machineID, pruneBefore)
+	}
 	if len(rows) > 0 {
 		b.Queue(saveForecastsSQL, append(forecastArgs(rows), tz)...)
 	}
+	b.Queue(scoreRunSQL, machineID, tz, first.Add(-25*time.Hour), last, closed)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("save %d forecasts of %s: %w", len(rows), machineID, unavailable(err))
 	}
 	return nil
-}
-
-// PruneForecasts deletes the machine's forecasts whose target bucket starts
-// before before, and returns how many it deleted.
-func (s *Store) PruneForecasts(ctx context.Context, machineID string, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM energy_forecasts WHERE machine_id = $1 AND target_bucket < $2`, machineID, before)
-	if err != nil {
-		return 0, fmt.Errorf("prune forecasts of %s: %w", machineID, unavailable(err))
-	}
-	return tag.RowsAffected(), nil
 }
