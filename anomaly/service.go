@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/enms/enms-analytics/analytics"
@@ -162,6 +163,9 @@ type Service struct {
 	log     *slog.Logger
 	forests forestCache
 	windows windowCache
+	// runHours counts the hours HoursClosed handled in runs (the rest went
+	// hour by hour).
+	runHours atomic.Int64
 }
 
 // New returns a Service; a configuration that cannot be calibrated is an
@@ -207,7 +211,7 @@ type Result struct {
 // hour's record and replays it with the prediction stored there).
 func (s *Service) HourClosed(ctx context.Context, machineID string, hour time.Time) (HourResult, Result, error) {
 	hour = hour.UTC().Truncate(time.Hour)
-	res, err := s.rescore(ctx, machineID, hour, hour.Add(time.Hour), func(time.Time) bool { return false }, false)
+	res, err := s.rescore(ctx, machineID, hour, hour.Add(time.Hour), func(time.Time) bool { return false }, false, nil)
 	if err != nil {
 		return HourResult{}, res, err
 	}
@@ -225,7 +229,7 @@ func (s *Service) HourClosed(ctx context.Context, machineID string, hour time.Ti
 // verdict, so the rolling model can be corrected.
 func (s *Service) HourRevised(ctx context.Context, machineID string, hour time.Time) (Result, error) {
 	hour = hour.UTC().Truncate(time.Hour)
-	return s.rescore(ctx, machineID, hour, hour.Add(time.Hour), func(h time.Time) bool { return h.Equal(hour) }, false)
+	return s.rescore(ctx, machineID, hour, hour.Add(time.Hour), func(h time.Time) bool { return h.Equal(hour) }, false, nil)
 }
 
 // Detect re-scores the machine's closed hours in [start, end) through the
@@ -240,7 +244,7 @@ func (s *Service) Detect(ctx context.Context, machineID string, start, end time.
 		return nil, Result{}, fmt.Errorf("machine %s: %w", machineID, store.ErrNotFound)
 	}
 	from := start.UTC().Truncate(time.Hour)
-	res, err := s.rescore(ctx, machineID, from, end.UTC(), func(time.Time) bool { return false }, true)
+	res, err := s.rescore(ctx, machineID, from, end.UTC(), func(time.Time) bool { return false }, true, nil)
 	if err != nil {
 		return nil, res, err
 	}
@@ -251,6 +255,7 @@ func (s *Service) Detect(ctx context.Context, machineID string, start, end time.
 // run is the state of one re-score.
 type run struct {
 	machineID string
+	model     Predictor
 	st        state
 	window    []store.AnomalyHour // learning hours before the current hour, oldest first
 	touched   map[store.EpisodeKey]*episode
@@ -264,14 +269,23 @@ type run struct {
 //
 // closedOnly restricts [from, to) to closed hours (Detect); events name an
 // hour that has closed, whatever closed it.
-func (s *Service) rescore(ctx context.Context, machineID string, from, to time.Time, repredict func(time.Time) bool, closedOnly bool) (Result, error) {
+//
+// hooks, when set, make it a run of new hours (HoursClosed): it fails with
+// errNotFresh, writing nothing, if any hour from from on is stored already,
+// predicts with hooks.predict, asks hooks.before whether each hour belongs
+// to the run (ending the run before the first that does not), and tells
+// hooks.after each hour's result.
+func (s *Service) rescore(ctx context.Context, machineID string, from, to time.Time, repredict func(time.Time) bool, closedOnly bool, hooks *runHooks) (Result, error) {
 	var r *run
 	var saved store.ScoringSaved
 	var last time.Time
 	reachedEnd := false
 	warm := time.Duration(s.cfg.WarmupHours) * time.Hour
 	err := s.st.AnomalyScoring(ctx, machineID, func(tx *store.AnomalyTx) error {
-		r = &run{machineID: machineID, touched: map[store.EpisodeKey]*episode{}}
+		r = &run{machineID: machineID, model: s.model, touched: map[store.EpisodeKey]*episode{}}
+		if hooks != nil {
+			r.model = hooks.predict
+		}
 		grace := time.Duration(-1)
 		if closedOnly {
 			grace = s.cfg.HourCloseGrace
@@ -279,6 +293,9 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 		rd, err := tx.Load(ctx, from, to, from.Add(-warm-time.Hour), grace, true)
 		if err != nil {
 			return err
+		}
+		if hooks != nil && (len(rd.Stored) > 0 || rd.Next != nil) {
+			return errNotFresh
 		}
 		if rd.Previous != nil {
 			if err := json.Unmarshal(rd.Previous.State, &r.st); err != nil {
@@ -300,7 +317,7 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 		}
 
 		last = from.Add(-time.Hour)
-		following, converged, stopped := false, false, false
+		following, converged, stopped, ended := false, false, false, false
 		var pending []store.AnomalyHour
 		for {
 			byHour := make(map[time.Time]store.AnomalyHour, len(rd.Stored))
@@ -315,6 +332,16 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 					stopped = true
 					break
 				}
+				if hooks != nil {
+					ok, err := hooks.before(in.Hour)
+					if err != nil {
+						return err
+					}
+					if !ok {
+						ended = true
+						break
+					}
+				}
 				rec, hr, err := s.scoreHour(ctx, tx, r, in, old, had, repredict(in.Hour), rd.Periods)
 				if err != nil {
 					return err
@@ -328,11 +355,16 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 				}
 				r.res.Hours = append(r.res.Hours, hr)
 				last = in.Hour
+				if hooks != nil {
+					if err := hooks.after(hr); err != nil {
+						return err
+					}
+				}
 			}
 			if converged || stopped {
 				break
 			}
-			if rd.Next == nil {
+			if rd.Next == nil || ended {
 				reachedEnd = true
 				break
 			}
@@ -532,7 +564,7 @@ func (s *Service) scoreHour(ctx context.Context, tx *store.AnomalyTx, r *run, in
 	}
 	if !reuse {
 		var err error
-		if pred, err = s.model.PredictHour(ctx, r.machineID, in.Hour); err != nil {
+		if pred, err = r.model.PredictHour(ctx, r.machineID, in.Hour); err != nil {
 			return rec, HourResult{}, fmt.Errorf("predict %s: %w", in.Hour.Format(time.RFC3339), err)
 		}
 	}

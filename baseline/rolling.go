@@ -124,11 +124,13 @@ func (s *Service) Refresh(ctx context.Context, machineID string, hour time.Time,
 		if r.state.LastHour != nil && !hour.After(r.state.LastHour.Add(-s.window())) {
 			return nil // older than the window: nothing to do
 		}
-		// The latest hour again is a redelivery (the worker died after this
-		// refresh committed, before its event was marked done): it changes
-		// nothing, so it must not count as a refresh either, or every later
-		// model version would differ from an uninterrupted run's.
-		redelivered := r.state.LastHour != nil && hour.Equal(*r.state.LastHour)
+		// Only an hour after the model's last hour counts as a refresh. An
+		// hour at or before it is a redelivery (the worker died after this
+		// refresh, or after a run of refreshes, committed and before the
+		// events were marked done) or an hour that closed late: it may
+		// change what the model holds, but counting it would make every
+		// later model version depend on where a crash fell.
+		advances := r.state.LastHour == nil || hour.After(*r.state.LastHour)
 		if include {
 			if err := s.addHour(ctx, tx, r, hour); err != nil {
 				return err
@@ -142,7 +144,7 @@ func (s *Service) Refresh(ctx context.Context, machineID string, hour time.Time,
 		if err := s.evict(ctx, tx, r); err != nil {
 			return err
 		}
-		if !redelivered {
+		if advances {
 			r.state.RefreshedCount++
 		}
 		if err := s.maybePublish(ctx, tx, r, hour); err != nil {
@@ -357,18 +359,10 @@ func (s *Service) loadOrRebuild(ctx context.Context, tx *store.RollingTx, machin
 		if err != nil {
 			return nil, false, err
 		}
-		sameWindow := st.WindowHours == int(s.window()/time.Hour)
-		fromActive := hasActive && r.state.SourceBaseline != nil && *r.state.SourceBaseline == active.ID
-		switch {
-		case !sameWindow:
-		case activeDrivers != nil && slices.Equal(activeDrivers, r.design.Drivers):
-			r.state.SourceBaseline = &active.ID
-			return r, false, nil
-		case activeDrivers != nil && fromActive && !s.rechooseDue(r, hour):
-			// the active baseline's drivers were not covered at the last
-			// rebuild and default drivers stand in; tried again when due
-			return r, false, nil
-		case activeDrivers == nil && r.state.SourceBaseline == nil && !s.rechooseDue(r, hour):
+		if keep, adopt := s.keepModel(r, active, hasActive, activeDrivers, hour); keep {
+			if adopt {
+				r.state.SourceBaseline = &active.ID
+			}
 			return r, false, nil
 		}
 	}
@@ -380,6 +374,34 @@ func (s *Service) loadOrRebuild(ctx context.Context, tx *store.RollingTx, machin
 		r.state.SourceBaseline = &active.ID
 	}
 	return r, true, r.save(ctx, tx)
+}
+
+// keepModel is loadOrRebuild's decision for a stored model at hour: keep
+// it, or rebuild it (the window length changed, the active baseline's
+// drivers differ, or default drivers are due to be re-chosen). adopt says
+// the active baseline's drivers are the model's, so the model takes the
+// active baseline as its source.
+func (s *Service) keepModel(r *rolling, active store.Baseline, hasActive bool, activeDrivers []string, hour time.Time) (keep, adopt bool) {
+	sameWindow := r.state.WindowHours == int(s.window()/time.Hour)
+	fromActive := hasActive && r.state.SourceBaseline != nil && *r.state.SourceBaseline == active.ID
+	switch {
+	case !sameWindow:
+		return false, false
+	case activeDrivers != nil && slices.Equal(activeDrivers, r.design.Drivers):
+		return true, true
+	case activeDrivers != nil && fromActive && !s.rechooseDue(r, hour):
+		// the active baseline's drivers were not covered at the last
+		// rebuild and default drivers stand in; tried again when due
+		return true, false
+	case activeDrivers == nil && r.state.SourceBaseline == nil && !s.rechooseDue(r, hour):
+		return true, false
+	}
+	return false, false
+}
+
+// publishDue reports whether refreshing hour considers publishing the model.
+func (s *Service) publishDue(r *rolling, hour time.Time) bool {
+	return r.state.PublishChecked == nil || hour.Sub(*r.state.PublishChecked) >= s.cfg.PublishInterval
 }
 
 // rechooseDue: default drivers are re-chosen every publish interval, and
@@ -514,7 +536,7 @@ func (s *Service) chooseDefault(hours []store.FeatureHour, loc *time.Location) *
 // and the model passes validity. At that point the statistics are also
 // re-accumulated from the stored observations (O(window), once an interval).
 func (s *Service) maybePublish(ctx context.Context, tx *store.RollingTx, r *rolling, hour time.Time) error {
-	if r.state.PublishChecked != nil && hour.Sub(*r.state.PublishChecked) < s.cfg.PublishInterval {
+	if !s.publishDue(r, hour) {
 		return nil
 	}
 	r.state.PublishChecked = &hour
@@ -613,13 +635,19 @@ func (s *Service) Score(ctx context.Context, machineID string, hour time.Time) (
 	if err != nil {
 		return sc, err
 	}
+	return r.score(sc, hs[0]), nil
+}
+
+// score completes sc (machine, hour and actual set) from the model r and
+// the hour's features h.
+func (r *rolling) score(sc Score, h store.FeatureHour) Score {
 	sc.Drivers, sc.N = r.design.Drivers, r.stats.N()
 	source := "default"
 	if r.state.SourceBaseline != nil {
 		source = *r.state.SourceBaseline
 	}
 	sc.Version = fmt.Sprintf("rolling:%s:%d", source, r.state.RefreshedCount)
-	row, ex := classify(hs[0])
+	row, ex := classify(h)
 	sc.Exclusion = ex
 	x, ok := r.design.Row(row)
 	if !ok {
@@ -627,12 +655,12 @@ func (s *Service) Score(ctx context.Context, machineID string, hour time.Time) (
 			sc.Exclusion = ExclMissing
 		}
 		sc.Reason = fmt.Sprintf("the hour does not report %v", r.design.Missing(row))
-		return sc, nil
+		return sc
 	}
 	model, err := r.stats.Fit()
 	if err != nil {
 		sc.Reason = fmt.Sprintf("the rolling model cannot be fitted yet: %v", err)
-		return sc, nil
+		return sc
 	}
 	sc.Ready = true
 	sc.Predicted, sc.SE = model.Predict(x)
@@ -641,5 +669,5 @@ func (s *Service) Score(ctx context.Context, machineID string, hour time.Time) (
 	if math.IsNaN(sc.Z) || math.IsInf(sc.Z, 0) {
 		sc.Z = 0
 	}
-	return sc, nil
+	return sc
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -483,14 +484,13 @@ func (r *RollingTx) TakeHoursBefore(ctx context.Context, cutoff time.Time) ([]Ro
 	if err != nil {
 		return nil, fmt.Errorf("take rolling hours: %w", unavailable(err))
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RollingHour, error) {
-		var h RollingHour
-		err := row.Scan(&h.Hour, &h.X, &h.Y)
-		return h, err
-	})
+	out, err := pgx.CollectRows(rows, scanRollingHour)
 	if err != nil {
 		return nil, fmt.Errorf("take rolling hours: %w", unavailable(err))
 	}
+	// DELETE … RETURNING has no order; the statistics remove them oldest
+	// first, as a run over the same hours does.
+	slices.SortFunc(out, func(a, b RollingHour) int { return a.Hour.Compare(b.Hour) })
 	return out, nil
 }
 
@@ -564,13 +564,162 @@ func (r *RollingTx) AllHours(ctx context.Context) ([]RollingHour, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list rolling hours: %w", unavailable(err))
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RollingHour, error) {
-		var h RollingHour
-		err := row.Scan(&h.Hour, &h.X, &h.Y)
-		return h, err
-	})
+	out, err := pgx.CollectRows(rows, scanRollingHour)
 	if err != nil {
 		return nil, fmt.Errorf("list rolling hours: %w", unavailable(err))
 	}
 	return out, nil
+}
+
+// RollingRunRead is what stepping a machine's rolling model through a run of
+// closed hours [Start, End) reads, once for the whole run.
+type RollingRunRead struct {
+	State RollingState
+	// Active is the machine's active baseline; HasActive is false when it
+	// has none.
+	Active    Baseline
+	HasActive bool
+	Features  []FeatureHour // hours of [Start, End) with energy, in order
+	// Included are the hours of [Start, End) the model already holds, and
+	// KeptOut the ones marked to stay out, keyed by Unix seconds.
+	Included, KeptOut map[int64]bool
+	// Leaving are the observations of hours before EvictBefore (those the
+	// run's hours push out of the window), oldest first.
+	Leaving []RollingHour
+}
+
+// ReadRollingRun reads what a run over [start, end) needs (see
+// RollingRunRead); a machine without a rolling model wraps ErrNotFound.
+func (s *Store) ReadRollingRun(ctx context.Context, machineID string, start, end, evictBefore time.Time) (RollingRunRead, error) {
+	var rd RollingRunRead
+	var err error
+	if rd.State, err = rollingState(ctx, s.pool, machineID); err != nil {
+		return rd, err
+	}
+	rd.Active, err = activeBaseline(ctx, s.pool, machineID)
+	switch {
+	case err == nil:
+		rd.HasActive = true
+	case !errors.Is(err, ErrNotFound):
+		return rd, err
+	}
+	if rd.Features, err = featureHours(ctx, s.pool, machineID, start, end); err != nil {
+		return rd, err
+	}
+	hourSet := func(table string) (map[int64]bool, error) {
+		rows, err := s.pool.Query(ctx, `SELECT hour FROM `+table+` WHERE machine_id = $1 AND hour >= $2 AND hour < $3`,
+			machineID, start, end)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", table, unavailable(err))
+		}
+		hours, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", table, unavailable(err))
+		}
+		out := make(map[int64]bool, len(hours))
+		for _, h := range hours {
+			out[h.Unix()] = true
+		}
+		return out, nil
+	}
+	if rd.Included, err = hourSet("baseline_rolling_hours"); err != nil {
+		return rd, err
+	}
+	if rd.KeptOut, err = hourSet("baseline_rolling_kept_out"); err != nil {
+		return rd, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT hour, x, y FROM baseline_rolling_hours
+		WHERE machine_id = $1 AND hour < $2 ORDER BY hour`, machineID, evictBefore)
+	if err != nil {
+		return rd, fmt.Errorf("read leaving rolling hours: %w", unavailable(err))
+	}
+	rd.Leaving, err = pgx.CollectRows(rows, scanRollingHour)
+	if err != nil {
+		return rd, fmt.Errorf("read leaving rolling hours: %w", unavailable(err))
+	}
+	return rd, nil
+}
+
+func scanRollingHour(row pgx.CollectableRow) (RollingHour, error) {
+	var h RollingHour
+	err := row.Scan(&h.Hour, &h.X, &h.Y)
+	return h, err
+}
+
+// RollingRunWrite is what a run over closed hours writes.
+type RollingRunWrite struct {
+	// Expect are the last hour and refresh count the run started from: the
+	// write fails with ErrRollingChanged when the stored state moved since.
+	ExpectLastHour *time.Time
+	ExpectCount    int64
+	Put            []RollingHour // observations added, in hour order
+	KeepOut        []time.Time   // hours marked to stay out
+	// Cutoff is the window's start after the run: observations and kept-out
+	// marks before it are deleted.
+	Cutoff time.Time
+	State  RollingState
+}
+
+// ErrRollingChanged is returned by SaveRollingRun when the rolling model
+// changed after the run read it.
+var ErrRollingChanged = errors.New("the rolling model changed while the run was computed")
+
+// SaveRollingRun writes a run in one round trip, in the order the hour-by-
+// hour refreshes would have: observations and kept-out marks first, then
+// the hours leaving the window, then the state.
+func (r *RollingTx) SaveRollingRun(ctx context.Context, w RollingRunWrite) error {
+	b := &pgx.Batch{}
+	var last *time.Time
+	var count int64
+	found := false
+	b.Queue(`SELECT last_hour, refreshed_count FROM baseline_rolling_state WHERE machine_id = $1`, r.machineID).
+		QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&last, &count)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			found = err == nil
+			return err
+		})
+	if len(w.Put) > 0 {
+		hours := make([]time.Time, len(w.Put))
+		ys := make([]float64, len(w.Put))
+		width := len(w.Put[0].X)
+		xs := make([]float64, 0, len(w.Put)*width)
+		for i, h := range w.Put {
+			if len(h.X) != width {
+				return fmt.Errorf("save rolling run: observation %s has %d columns, the first has %d", h.Hour.Format(time.RFC3339), len(h.X), width)
+			}
+			hours[i], ys[i] = h.Hour, h.Y
+			xs = append(xs, h.X...)
+		}
+		// The rows of x have the model's width, so they travel as one flat
+		// array and are sliced back out row by row.
+		b.Queue(`
+			INSERT INTO baseline_rolling_hours (machine_id, hour, x, y)
+			SELECT $1, u.hour, ($3::float8[])[(u.i - 1) * $5::int + 1 : u.i * $5::int], u.y
+			  FROM unnest($2::timestamptz[], $4::float8[]) WITH ORDINALITY AS u (hour, y, i)
+			ON CONFLICT (machine_id, hour) DO UPDATE SET x = excluded.x, y = excluded.y`,
+			r.machineID, hours, xs, ys, width)
+	}
+	if len(w.KeepOut) > 0 {
+		b.Queue(`INSERT INTO baseline_rolling_kept_out (machine_id, hour) SELECT $1, unnest($2::timestamptz[])
+			ON CONFLICT DO NOTHING`, r.machineID, w.KeepOut)
+	}
+	b.Queue(`DELETE FROM baseline_rolling_hours WHERE machine_id = $1 AND hour < $2`, r.machineID, w.Cutoff)
+	b.Queue(`DELETE FROM baseline_rolling_kept_out WHERE machine_id = $1 AND hour < $2`, r.machineID, w.Cutoff)
+	if err := r.tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("save rolling run: %w", unavailable(err))
+	}
+	if !found || !sameTime(last, w.ExpectLastHour) || count != w.ExpectCount {
+		return ErrRollingChanged
+	}
+	return r.SaveState(ctx, w.State)
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(*b)
 }
