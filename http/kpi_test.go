@@ -173,6 +173,16 @@ func TestKPIDaily(t *testing.T) {
 	if _, err := st.SnapshotKPIDay(ctx, m3ID, day.Day); err != nil {
 		t.Fatal(err)
 	}
+	// A run of hours (the worker's backfill path) 20:00Z–03:00Z next day
+	// holds one local day's last hour, 22:00Z: that day only.
+	var run []time.Time
+	for h := 20; h < 27; h++ {
+		run = append(run, localStart.Add(time.Duration(h)*time.Hour))
+	}
+	closedDays, err := st.SnapshotKPIDaysIfClosed(ctx, m3ID, run)
+	if err != nil || len(closedDays) != 1 || !closedDays[0].Day.Equal(day.Day) || closedDays[0].TotalEnergyKWh != day.TotalEnergyKWh {
+		t.Fatalf("run closed %+v (err %v), want only day %s with %v kWh", closedDays, err, day.Day.Format(time.DateOnly), day.TotalEnergyKWh)
+	}
 	// The spring-forward day 2026-03-29 has 23 hours in Berlin:
 	// 2026-03-28T23:00Z (CET) to 2026-03-29T22:00Z (CEST).
 	dst, err := st.SnapshotKPIDay(ctx, m3ID, time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC))

@@ -279,6 +279,31 @@ func (s *Store) SnapshotKPIDayIfClosed(ctx context.Context, machineID string, bu
 	return day, err == nil, err
 }
 
+// SnapshotKPIDaysIfClosed is SnapshotKPIDayIfClosed for a run of hours of
+// one machine, asking in one round trip which local days the hours close,
+// and returns the snapshots written, oldest day first.
+func (s *Store) SnapshotKPIDaysIfClosed(ctx context.Context, machineID string, buckets []time.Time) ([]KPIDay, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT d FROM (SELECT DISTINCT kpi_day_closed_by($1, b) AS d FROM unnest($2::timestamptz[]) AS b) days
+		 WHERE d IS NOT NULL ORDER BY d`, machineID, buckets)
+	if err != nil {
+		return nil, fmt.Errorf("days closed by %d hours of %s: %w", len(buckets), machineID, unavailable(err))
+	}
+	dates, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	if err != nil {
+		return nil, fmt.Errorf("days closed by %d hours of %s: %w", len(buckets), machineID, unavailable(err))
+	}
+	days := make([]KPIDay, 0, len(dates))
+	for _, date := range dates {
+		day, err := s.SnapshotKPIDay(ctx, machineID, date)
+		if err != nil {
+			return days, err
+		}
+		days = append(days, day)
+	}
+	return days, nil
+}
+
 // RefreshKPIDayOfHour is what the worker calls for an hour_revised event:
 // when the factory-local day holding the hour starting at bucket already
 // has a snapshot (its day closed), the snapshot is recomputed and returned
