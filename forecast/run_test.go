@@ -207,32 +207,78 @@ func checkRecord(t *testing.T, sc runScenario, dump []string) {
 // TestHoursClosedTwice: closing the same 40-hour run again — with the
 // Service whose models have passed it (they refit), and with a fresh one —
 // leaves the same table: the upsert rewrites the same values and keeps the
-// recorded actuals, and the scoring finds nothing left to score.
+// recorded actuals, and the scoring finds nothing left to score. The run,
+// day 60 21:00 to day 62 14:00 UTC (origins), crosses a UTC and two local
+// midnights and the machine's closed_through (day 61 06:00).
+//
+// Then late data revises two hours (energy 999 kWh) without hour_revised
+// having been handled yet, and the run is closed again, here as a run and
+// in a second database hour by hour: the tables agree. Closing hour by hour
+// reads the actual of a target again only when it had closed before the
+// forecast was issued (day 61 03:00, before closed_through); a target that
+// closed later (day 61 20:00) keeps the actual recorded when its hour
+// closed.
 func TestHoursClosedTwice(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	sc := newRunScenario(t)
-	run := sc.hours[30:70] // day 61 07:00 … day 62 22:00 UTC: a UTC and a local midnight
-	svc := forecast.New(forecast.Config{Store: sc.st})
+	revised := []time.Time{day0.Add(61*24*time.Hour + 3*time.Hour), day0.Add(61*24*time.Hour + 20*time.Hour)}
+	revise := func(pool *pgxpool.Pool) {
+		if _, err := pool.Exec(ctx, `UPDATE energy_readings_1hour SET total_energy_kwh = 999 WHERE machine_id = $1 AND bucket = ANY ($2)`,
+			machineID, revised); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := newRunScenario(t)
+	run := b.hours[20:60]
+	svc := forecast.New(forecast.Config{Store: b.st})
 	if err := svc.HoursClosed(ctx, machineID, run); err != nil {
 		t.Fatal(err)
 	}
-	once := dumpForecasts(t, sc.pool)
+	once := dumpForecasts(t, b.pool)
 	var scored int
-	if err := sc.pool.QueryRow(ctx, `SELECT count(*) FROM energy_forecasts WHERE actual_kwh IS NOT NULL`).Scan(&scored); err != nil {
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM energy_forecasts WHERE actual_kwh IS NOT NULL AND target_bucket > $1`,
+		runClosedThrough).Scan(&scored); err != nil {
 		t.Fatal(err)
 	}
 	if scored == 0 {
-		t.Fatal("the run scored nothing")
+		t.Fatal("the run scored no target closing within it")
 	}
 	if err := svc.HoursClosed(ctx, machineID, run); err != nil {
 		t.Fatal(err)
 	}
-	sameTable(t, "the run again, same service", once, dumpForecasts(t, sc.pool))
-	if err := forecast.New(forecast.Config{Store: sc.st}).HoursClosed(ctx, machineID, run); err != nil {
+	sameTable(t, "the run again, same service", once, dumpForecasts(t, b.pool))
+	if err := forecast.New(forecast.Config{Store: b.st}).HoursClosed(ctx, machineID, run); err != nil {
 		t.Fatal(err)
 	}
-	sameTable(t, "the run again, fresh service", once, dumpForecasts(t, sc.pool))
+	sameTable(t, "the run again, fresh service", once, dumpForecasts(t, b.pool))
+
+	revise(b.pool)
+	if err := svc.HoursClosed(ctx, machineID, run); err != nil {
+		t.Fatal(err)
+	}
+	a := newRunScenario(t)
+	svc = forecast.New(forecast.Config{Store: a.st})
+	for i := range 2 {
+		if i == 1 {
+			revise(a.pool)
+		}
+		for _, h := range run {
+			if err := svc.HourClosed(ctx, machineID, h); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sameTable(t, "the run again after revisions", dumpForecasts(t, a.pool), dumpForecasts(t, b.pool))
+	var reread, kept int
+	if err := a.pool.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE target_bucket = $2 AND actual_kwh = 999),
+		       count(*) FILTER (WHERE target_bucket = $3 AND actual_kwh <> 999)
+		FROM energy_forecasts WHERE machine_id = $1 AND resolution = '1hour'`, machineID, revised[0], revised[1]).Scan(&reread, &kept); err != nil {
+		t.Fatal(err)
+	}
+	if reread == 0 || kept == 0 {
+		t.Errorf("%d hourly targets at %s re-read, %d at %s kept: want some of each", reread, revised[0], kept, revised[1])
+	}
 }
 
 // TestHoursClosedRejectsBadRuns: hours that are not starts of hours, or
@@ -256,5 +302,76 @@ func TestHoursClosedRejectsBadRuns(t *testing.T) {
 	}
 	if err := svc.HoursClosed(context.Background(), machineID, nil); err != nil {
 		t.Errorf("an empty run: %v", err)
+	}
+}
+
+// BenchmarkHoursClosedRun is a backfill of one machine with 90 days of
+// history (UTC factory): 128 hours closing from day 90 00:00, as one
+// HoursClosed run ("run") and as 128 HourClosed calls ("single"). Each
+// iteration starts a fresh Service, so both do the same 17 fits: the
+// hourly and 15-minute models at the first hour and at the five UTC
+// midnights inside the run (2 + 5 × 2), and the daily model at those five
+// midnights (the factory's local midnights). Each iteration starts from an
+// empty forecast table (truncated off the clock), as a backfill writes new
+// rows. "ahead": the machine's hours
+// are closed through the end of its data (analytics_hour_state as a
+// backfill leaves it), so every target inside the data gets its actual with
+// the row; "behind": no hour is recorded closed, so a target gets it when
+// its hour closes (hour by hour: an update of the stored row). hours/s is
+// 128 × iterations over the timed seconds.
+func BenchmarkHoursClosedRun(b *testing.B) {
+	const n = 128
+	var hours []time.Time
+	for i := range n {
+		hours = append(hours, day0.Add(90*24*time.Hour+time.Duration(i)*time.Hour))
+	}
+	closers := []struct {
+		name  string
+		close func(ctx context.Context, svc *forecast.Service) error
+	}{
+		{"run", func(ctx context.Context, svc *forecast.Service) error {
+			return svc.HoursClosed(ctx, machineID, hours)
+		}},
+		{"single", func(ctx context.Context, svc *forecast.Service) error {
+			for _, h := range hours {
+				if err := svc.HourClosed(ctx, machineID, h); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	}
+	for _, state := range []string{"ahead", "behind"} {
+		for _, c := range closers {
+			b.Run(state+"/"+c.name, func(b *testing.B) {
+				pool, st := fixture(b)
+				insertRollups(b, pool, simPower(3, 96*96), 0, 96*96) // 90 days of history, 6 of the run
+				ctx := context.Background()
+				if state == "ahead" {
+					last := day0.Add(96*24*time.Hour - time.Hour)
+					if _, err := pool.Exec(ctx, `INSERT INTO analytics_hour_state (machine_id, open_hour, closed_through)
+						VALUES ($1, $2, $2)`, machineID, last); err != nil {
+						b.Fatal(err)
+					}
+				}
+				var fits int64
+				for b.Loop() {
+					b.StopTimer()
+					if _, err := pool.Exec(ctx, `TRUNCATE energy_forecasts`); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					svc := forecast.New(forecast.Config{Store: st})
+					if err := c.close(ctx, svc); err != nil {
+						b.Fatal(err)
+					}
+					fits = svc.Fits()
+				}
+				if fits != 17 {
+					b.Fatalf("%d fits per iteration, want 17", fits)
+				}
+				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "hours/s")
+			})
+		}
 	}
 }

@@ -109,12 +109,17 @@ const upsertForecastsSQL = `
 			model = excluded.model, issued_at = now()`
 
 // saveForecastsSQL is upsertForecastsSQL for the forecasts of a run of
-// origins ($13 is the time zone of daily targets), which also records the actual
-// of every target that had closed before the forecast was issued (the
-// machine's hours are closed through analytics_hour_state.closed_through):
-// during a backfill most targets have, and writing the actual with the row
-// spares an update — a second row version and a dead entry in each index —
-// per target.
+// origins ($13 is the time zone of daily targets, $14 the run's closed
+// hours as for scoreRunSQL), which also records the actual of every target
+// that had closed before the forecast was issued (the machine's hours are
+// closed through analytics_hour_state.closed_through) or that ends within a
+// later hour of the run (scoreRunSQL would score it): during a backfill most
+// targets have, and writing the actual with the row spares an update — a
+// second row version and a dead entry in each index — per target.
+//
+// A row issued again keeps its recorded actual unless the target had closed
+// before (then the actual is read again), as closing the run hour by hour
+// does: the insert keeps it, and the scoring looks only at unscored rows.
 var saveForecastsSQL = `
 		INSERT INTO energy_forecasts AS f (machine_id, origin, target_bucket, resolution, horizon,
 			predicted_kwh, predicted_kw, lower_80, upper_80, lower_95, upper_95, model, actual_kwh)
@@ -126,11 +131,19 @@ var saveForecastsSQL = `
 		LEFT JOIN analytics_hour_state h ON h.machine_id = u.machine_id
 		LEFT JOIN LATERAL (` + actualEnergySQL("u", "$13") + `) a
 		       ON ` + targetEndSQL("u", "$13") + ` <= h.closed_through + interval '1 hour'
+		          OR (` + closedHourSQL("u", "$13") + ` = ANY ($14::bigint[])
+		              AND u.target_bucket >= to_timestamp((` + closedHourSQL("u", "$13") + ` - 25) * 3600))
 		ON CONFLICT (machine_id, origin, target_bucket, resolution) DO UPDATE SET
 			horizon = excluded.horizon, predicted_kwh = excluded.predicted_kwh,
 			predicted_kw = excluded.predicted_kw, lower_80 = excluded.lower_80,
 			upper_80 = excluded.upper_80, lower_95 = excluded.lower_95, upper_95 = excluded.upper_95,
-			model = excluded.model, actual_kwh = coalesce(excluded.actual_kwh, f.actual_kwh), issued_at = now()`
+			model = excluded.model, issued_at = now(),
+			actual_kwh = CASE
+				WHEN ` + targetEndSQL("excluded", "$13") + ` <= (SELECT s.closed_through FROM analytics_hour_state s
+				                                      WHERE s.machine_id = excluded.machine_id) + interval '1 hour'
+				THEN coalesce(excluded.actual_kwh, f.actual_kwh)
+				ELSE coalesce(f.actual_kwh, excluded.actual_kwh)
+			END`
 
 // forecastArgs are the array arguments of upsertForecastsSQL.
 func forecastArgs(rows []ForecastRow) []any {
@@ -217,8 +230,9 @@ var (
 	// target at or after $3 has its origin after $3 − 8 days.
 	scoreAllSQL = scoreForecastsSQL(`f.origin >= $3 - interval '8 days' AND f.origin < $4`)
 	// scoreRunSQL scores the unscored targets that end within one of the
-	// hours that closed, each hour named by its end (an origin) in $5, in
-	// hours since the Unix epoch: a target ending at e ends within the hour
+	// hours that closed (after saveForecastsSQL: those the run did not
+	// issue), each hour named by its end (an origin) in $5, in hours since
+	// the Unix epoch: a target ending at e ends within the hour
 	// ending at ⌈e⌉ (e rounded up to a whole hour of UTC). As for the hour
 	// alone, a target counts only if it starts at most 25 hours before that
 	// end (a local day, the longest target, has at most 25 hours). $3 = the
@@ -522,17 +536,18 @@ func (s *Store) RecentBucketEnergies(ctx context.Context, machineID string, hour
 
 // SaveForecastRun writes what closing a run of the machine's hours made
 // known, in one round trip and one transaction; origins are the ends of the
-// hours, in increasing order. It deletes the machine's forecasts whose
-// target starts before pruneBefore (unless zero: no prune), upserts rows
-// (the forecasts issued at the origins) with the actuals of the targets that
-// had closed before they were issued (analytics_hour_state.closed_through),
-// and then records the actuals of the targets, issued before or within the
-// run, that end within one of the run's hours — what HourClosed's write did
-// hour by hour. Looking only there, rather than at every unscored target of
-// the last days, keeps the cost independent of the forecasts already
-// stored. A target without rollup rows stays unscored; data arriving for it
-// later makes its hour hour_revised, and HourRevised (ScoreForecasts)
-// records the actual then.
+// hours (whole hours), in increasing order, and rows the forecasts issued
+// from them. It deletes the machine's forecasts whose target starts before
+// pruneBefore (unless zero: no prune); upserts rows, with the actuals of the
+// targets that had closed before they were issued (analytics_hour_state.
+// closed_through) or that end within a later hour of the run; and records
+// the actuals of the unscored targets issued before the run that end within
+// one of its hours. That is what closing the hours one by one writes; and
+// looking only there, rather than at every unscored target of the last
+// days, keeps the cost independent of the forecasts already stored. A
+// target without rollup rows stays unscored; data arriving for it later
+// makes its hour hour_revised, and HourRevised (ScoreForecasts) records the
+// actual then.
 func (s *Store) SaveForecastRun(ctx context.Context, machineID, tz string, origins []time.Time, rows []ForecastRow, pruneBefore time.Time) error {
 	if len(origins) == 0 {
 		return nil
@@ -550,7 +565,7 @@ func (s *Store) SaveForecastRun(ctx context.Context, machineID, tz string, origi
 		b.Queue(`DELETE FROM energy_forecasts WHERE machine_id = $1 AND target_bucket < $2`, machineID, pruneBefore)
 	}
 	if len(rows) > 0 {
-		b.Queue(saveForecastsSQL, append(forecastArgs(rows), tz)...)
+		b.Queue(saveForecastsSQL, append(forecastArgs(rows), tz, closed)...)
 	}
 	b.Queue(scoreRunSQL, machineID, tz, first.Add(-25*time.Hour), last, closed)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
