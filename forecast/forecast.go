@@ -219,8 +219,8 @@ func (s *Service) HoursClosed(ctx context.Context, machineID string, hours []tim
 	}
 	// Hour by hour, the prune at the run's latest local midnight deletes
 	// the rows of earlier hours of the run whose targets fall before its
-	// bound (possible only with a Retention under 8 days): they are not
-	// written at all.
+	// bound (possible only with a Retention shorter than the run): they are
+	// not written at all.
 	if !pruneBefore.IsZero() {
 		rows = slices.DeleteFunc(rows, func(r store.ForecastRow) bool { return r.TargetBucket.Before(pruneBefore) })
 	}
