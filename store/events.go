@@ -27,12 +27,15 @@ var ErrSweepUnavailable = errors.New("analytics_close_stale_hours is not defined
 // seconds converts d for make_interval(secs => …).
 func seconds(d time.Duration) float64 { return d.Seconds() }
 
-// claimEventsSQL leases up to $1 events, at most one per machine: the
-// oldest pending event of each machine (its head), when that head is
-// neither leased nor waiting for a retry, oldest heads first. A machine
-// with an event in flight (or in backoff) is therefore never claimed again
-// until that event is done or parked, which keeps each machine's events in
-// order across any number of workers.
+// claimEventsSQL leases up to $1 runs of events for owner $3 for $2
+// seconds; a run is a machine's head with, when the run is allowed to grow,
+// its followers. It returns each event with the id of its run's head.
+//
+// Heads: at most one per machine, the oldest pending event of each machine
+// (its head), when that head is neither leased nor waiting for a retry,
+// oldest heads first. A machine with an event in flight (or in backoff) is
+// therefore never claimed again until that event is done or parked, which
+// keeps each machine's events in order across any number of workers.
 //
 // The heads are found machine by machine: a loose scan of
 // analytics_events_pending_idx (machine_id, id) steps from one machine with
@@ -44,6 +47,18 @@ func seconds(d time.Duration) float64 { return d.Seconds() }
 // backfill, seen with auto_explain.) FOR UPDATE SKIP LOCKED re-checks the
 // lease on the newest row version, so two workers never claim the same
 // event.
+//
+// Followers: a head of a run kind ($5) on its first try also takes the
+// machine's next pending events, in id order, for as long as each is of the
+// head's kind, has never been tried (attempts = 0: after a failure or a
+// crash a machine's events go one at a time, so an innocent event is never
+// charged an attempt for a poison one), is ready and not leased, and, for
+// the hour kinds, is about a later hour than the event before it; at most $4
+// of them (one probe of the same index per head, reading at most $4 rows, so
+// the cost stays independent of the backlog's depth). They are leased like
+// their head in the same statement. No other worker can take a follower: it
+// is never its machine's head while its head is pending, and the head stays
+// leased until the whole run is done.
 //
 // Order is the order of ids, which is commit order for events of one
 // machine when its writers serialise (the rollup triggers lock the
@@ -73,24 +88,83 @@ WITH RECURSIVE machines_pending AS (
      ORDER BY e.id
      LIMIT $1
      FOR UPDATE OF e SKIP LOCKED
+), claimed AS (
+    UPDATE analytics_events e
+       SET locked_until = now() + make_interval(secs => $2),
+           locked_by = $3,
+           attempts = e.attempts + 1
+      FROM ready
+     WHERE e.id = ready.id
+    RETURNING e.id, e.kind, e.machine_id, e.bucket, e.payload, e.created_at, e.attempts
+), next_events AS (
+    SELECT c.id AS head_id, c.kind AS head_kind, c.bucket AS head_bucket, n.id
+      FROM claimed c
+     CROSS JOIN LATERAL (
+        SELECT q.id FROM analytics_events q
+         WHERE q.machine_id = c.machine_id AND (q.machine_id, q.id) > (c.machine_id, c.id)
+           AND q.done_at IS NULL AND q.parked_at IS NULL
+         ORDER BY q.machine_id, q.id
+         LIMIT $4) n
+     WHERE c.attempts = 1 AND c.kind = ANY($5::text[])
+), joining AS (
+    SELECT n.head_id, f.id,
+           f.kind = n.head_kind AND f.attempts = 0 AND f.run_after <= now()
+           AND (f.locked_until IS NULL OR f.locked_until < now())
+           AND (n.head_kind NOT IN ('hour_closed', 'hour_revised')
+                OR f.bucket > lag(f.bucket, 1, n.head_bucket) OVER (PARTITION BY n.head_id ORDER BY f.id)) AS joins
+      FROM next_events n JOIN analytics_events f ON f.id = n.id
+), followers AS (
+    SELECT j.id FROM (
+        SELECT id, bool_and(coalesce(joins, false)) OVER (PARTITION BY head_id ORDER BY id) AS contiguous
+          FROM joining) j
+     WHERE j.contiguous
+), leased AS (
+    UPDATE analytics_events e
+       SET locked_until = now() + make_interval(secs => $2),
+           locked_by = $3,
+           attempts = e.attempts + 1
+     WHERE e.id = ANY (ARRAY(SELECT id FROM followers)) AND e.attempts = 0
+    RETURNING e.id, e.kind, e.machine_id, e.bucket, e.payload, e.created_at, e.attempts
 )
-UPDATE analytics_events e
-   SET locked_until = now() + make_interval(secs => $2),
-       locked_by = $3,
-       attempts = e.attempts + 1
-  FROM ready
- WHERE e.id = ready.id
-RETURNING e.id, e.kind, e.machine_id::text, e.bucket, e.payload, e.created_at, e.attempts`
+SELECT c.id, c.kind, c.machine_id::text, c.bucket, c.payload, c.created_at, c.attempts FROM claimed c
+UNION ALL
+SELECT l.id, l.kind, l.machine_id::text, l.bucket, l.payload, l.created_at, l.attempts FROM leased l`
 
 // ClaimEvents leases up to limit events for owner for the duration lease and
 // returns them in id order, at most one per machine (see claimEventsSQL).
 // Each claim counts as an attempt.
 func (s *Store) ClaimEvents(ctx context.Context, owner string, limit int, lease time.Duration) ([]triggers.Event, error) {
-	rows, err := s.pool.Query(ctx, claimEventsSQL, limit, seconds(lease), owner)
+	runs, err := s.ClaimRuns(ctx, owner, limit, 1, nil, lease)
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]triggers.Event, len(runs))
+	for i, run := range runs {
+		evs[i] = run[0]
+	}
+	return evs, nil
+}
+
+// ClaimRuns leases up to limit runs for owner for the duration lease and
+// returns them ordered by their first event, each in id order. A run holds
+// one machine's head (its oldest pending event, see claimEventsSQL) and, when
+// the head is of one of runKinds and on its first try, up to maxRun−1 of the
+// machine's next events that are of the same kind, never tried, ready and
+// (hour kinds) about strictly later hours, stopping at the first that is not.
+// maxRun ≤ 1 or no runKinds claims one event per machine, as ClaimEvents.
+// Every event claimed counts as an attempt.
+func (s *Store) ClaimRuns(ctx context.Context, owner string, limit, maxRun int, runKinds []triggers.Kind, lease time.Duration) ([][]triggers.Event, error) {
+	kinds := make([]string, len(runKinds))
+	for i, k := range runKinds {
+		kinds[i] = string(k)
+	}
+	rows, err := s.pool.Query(ctx, claimEventsSQL, limit, seconds(lease), owner, max(maxRun-1, 0), kinds)
 	if err != nil {
 		return nil, fmt.Errorf("claim events: %w", unavailable(err))
 	}
-	var evs []triggers.Event
+	// A claim holds at most one run per machine: group by machine.
+	var runs [][]triggers.Event
+	byMachine := map[string]int{}
 	for rows.Next() {
 		var ev triggers.Event
 		var kind string
@@ -105,13 +179,22 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, limit int, lease 
 			ev.Bucket = *bucket
 		}
 		ev.Payload = json.RawMessage(payload)
-		evs = append(evs, ev)
+		i, ok := byMachine[ev.MachineID]
+		if !ok {
+			i = len(runs)
+			byMachine[ev.MachineID] = i
+			runs = append(runs, nil)
+		}
+		runs[i] = append(runs[i], ev)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claim events: %w", unavailable(err))
 	}
-	sort.Slice(evs, func(i, j int) bool { return evs[i].ID < evs[j].ID })
-	return evs, nil
+	for _, run := range runs {
+		sort.Slice(run, func(i, j int) bool { return run[i].ID < run[j].ID })
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i][0].ID < runs[j][0].ID })
+	return runs, nil
 }
 
 // CompleteEvents marks events done and, in the same statement, brings
