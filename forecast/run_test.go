@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -305,6 +306,70 @@ func TestHoursClosedRejectsBadRuns(t *testing.T) {
 	}
 }
 
+// TestHoursClosedRoundTrips: with the models fitted at the day's UTC
+// midnight (by closing 00:00–01:00), a run of the next 21 hours of that day
+// in a UTC factory (origins 02:00 … 22:00: no midnight, so no refit, daily
+// forecast or prune) costs two round trips — one read of the run's buckets,
+// one batch writing its 21 × 28 rows and scores — where closing them one
+// by one costs 2 × 21.
+func TestHoursClosedRoundTrips(t *testing.T) {
+	t.Parallel()
+	pool, _ := fixture(t)
+	insertRollups(t, pool, simPower(5, 41*96), 0, 41*96)
+	ctx := context.Background()
+	var trips roundTrips
+	cfg := pool.Config()
+	cfg.ConnConfig.Tracer = &trips
+	traced, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer traced.Close()
+	st := store.New(traced)
+	midnight := day0.Add(40 * 24 * time.Hour)
+	var run []time.Time
+	for h := 1; h <= 21; h++ {
+		run = append(run, midnight.Add(time.Duration(h)*time.Hour))
+	}
+	for _, c := range []struct {
+		name  string
+		close func(svc *forecast.Service) error
+		want  int64
+	}{
+		{"run", func(svc *forecast.Service) error { return svc.HoursClosed(ctx, machineID, run) }, 2},
+		{"hour by hour", func(svc *forecast.Service) error {
+			for _, h := range run {
+				if err := svc.HourClosed(ctx, machineID, h); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, 2 * 21},
+	} {
+		svc := forecast.New(forecast.Config{Store: st})
+		if err := svc.HourClosed(ctx, machineID, midnight); err != nil {
+			t.Fatal(err)
+		}
+		fits, before := svc.Fits(), trips.n.Load()
+		if err := c.close(svc); err != nil {
+			t.Fatal(err)
+		}
+		if got := trips.n.Load() - before; got != c.want {
+			t.Errorf("%s: %d round trips, want %d", c.name, got, c.want)
+		}
+		if svc.Fits() != fits {
+			t.Errorf("%s refitted", c.name)
+		}
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM energy_forecasts WHERE origin > $1`, midnight.Add(time.Hour)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 21*28 {
+		t.Errorf("%d rows issued by the run, want 21 × 28 = 588", n)
+	}
+}
+
 // BenchmarkHoursClosedRun is a backfill of one machine with 90 days of
 // history (UTC factory): 128 hours closing from day 90 00:00, as one
 // HoursClosed run ("run") and as 128 HourClosed calls ("single"). Each
@@ -318,7 +383,9 @@ func TestHoursClosedRejectsBadRuns(t *testing.T) {
 // backfill leaves it), so every target inside the data gets its actual with
 // the row; "behind": no hour is recorded closed, so a target gets it when
 // its hour closes (hour by hour: an update of the stored row). hours/s is
-// 128 × iterations over the timed seconds.
+// 128 × iterations over the timed seconds; round-trips/op counts the
+// queries and batches the service sent per 128 hours (statement
+// preparation aside).
 func BenchmarkHoursClosedRun(b *testing.B) {
 	const n = 128
 	var hours []time.Time
@@ -344,9 +411,18 @@ func BenchmarkHoursClosedRun(b *testing.B) {
 	for _, state := range []string{"ahead", "behind"} {
 		for _, c := range closers {
 			b.Run(state+"/"+c.name, func(b *testing.B) {
-				pool, st := fixture(b)
+				pool, _ := fixture(b)
 				insertRollups(b, pool, simPower(3, 96*96), 0, 96*96) // 90 days of history, 6 of the run
 				ctx := context.Background()
+				var trips roundTrips
+				cfg := pool.Config()
+				cfg.ConnConfig.Tracer = &trips
+				traced, err := pgxpool.NewWithConfig(ctx, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer traced.Close()
+				st := store.New(traced)
 				if state == "ahead" {
 					last := day0.Add(96*24*time.Hour - time.Hour)
 					if _, err := pool.Exec(ctx, `INSERT INTO analytics_hour_state (machine_id, open_hour, closed_through)
@@ -371,7 +447,28 @@ func BenchmarkHoursClosedRun(b *testing.B) {
 					b.Fatalf("%d fits per iteration, want 17", fits)
 				}
 				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "hours/s")
+				b.ReportMetric(float64(trips.n.Load())/float64(b.N), "round-trips/op")
 			})
 		}
 	}
 }
+
+// roundTrips counts the queries and batches sent through a pool (a pgx
+// tracer): each is one round trip.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
