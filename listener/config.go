@@ -41,9 +41,17 @@ type Config struct {
 	// (WORKER_CONCURRENCY). Default 4.
 	Concurrency int
 
-	// BatchSize is how many events (each of a different machine) one claim
-	// leases. Default 64, and at least Concurrency.
+	// BatchSize is how many machines one claim leases events of (one event
+	// each, or one run each; see MaxRun). Default 64, and at least
+	// Concurrency.
 	BatchSize int
+
+	// MaxRun is the most events one run holds: for a kind with a run
+	// handler (Worker.HandleRun), a claim leases a machine's oldest pending
+	// event together with up to MaxRun−1 of its next events of the same
+	// kind that were never tried, and hands them to the run handler at once.
+	// 1 disables runs (every event is handled alone). Default 128.
+	MaxRun int
 
 	// LeaseDuration is how long a claimed event or training request stays
 	// leased without renewal. The worker renews its leases every third of
@@ -61,8 +69,8 @@ type Config struct {
 	// failed. Default: 1 s × 2^(attempt−1), at most 5 min.
 	Backoff func(attempt int) time.Duration
 
-	// HandlerTimeout bounds one event's handlers (their context is cancelled
-	// after it). Default 1 min.
+	// HandlerTimeout bounds one event's handlers, or one run's (their
+	// context is cancelled after it). Default 1 min.
 	HandlerTimeout time.Duration
 
 	// TrainTimeout bounds one training request. Default 10 min.
@@ -137,6 +145,9 @@ func (c *Config) applyDefaults() error {
 		c.BatchSize = 64
 	}
 	c.BatchSize = max(c.BatchSize, c.Concurrency)
+	if c.MaxRun <= 0 {
+		c.MaxRun = 128
+	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,10 +16,12 @@ import (
 const storeTimeout = 10 * time.Second
 
 // runEvents is the claim loop of the outbox: it claims batches (one event
-// per machine) when woken by a notification, a completed event, a retry
-// timer or the poll ticker, and feeds Concurrency handler goroutines.
+// or one run per machine) when woken by a notification, a completed event,
+// a retry timer or the poll ticker, and feeds Concurrency handler
+// goroutines, a run at a time.
 func (w *Worker) runEvents(ctx, hctx context.Context) {
-	work := make(chan triggers.Event)
+	runKinds := w.runKinds()
+	work := make(chan []triggers.Event)
 	succeeded := make(chan triggers.Event, w.cfg.BatchSize)
 	completed := make(chan struct{}, 1)
 	var wg sync.WaitGroup
@@ -26,12 +29,8 @@ func (w *Worker) runEvents(ctx, hctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ev := range work {
-				if w.processEvent(ctx, hctx, ev) {
-					succeeded <- ev
-				} else {
-					wake(completed)
-				}
+			for run := range work {
+				w.processRun(ctx, hctx, run, succeeded, completed)
 			}
 		}()
 	}
@@ -43,34 +42,34 @@ func (w *Worker) runEvents(ctx, hctx context.Context) {
 
 	poll := time.NewTicker(w.cfg.PollInterval)
 	defer poll.Stop()
-	var queue []triggers.Event
+	var queue [][]triggers.Event
 	dirty, drained := true, false
 	for {
 		if len(queue) == 0 && dirty && ctx.Err() == nil {
 			dirty = false
 			epoch := w.listenEpoch.Load()
-			evs, err := w.st.ClaimEvents(ctx, w.cfg.Name, w.cfg.BatchSize, w.cfg.LeaseDuration)
+			runs, err := w.st.ClaimRuns(ctx, w.cfg.Name, w.cfg.BatchSize, w.cfg.MaxRun, runKinds, w.cfg.LeaseDuration)
 			switch {
 			case err != nil && ctx.Err() == nil:
 				w.log.Warn("claim events failed; retrying at the next wake-up or poll", "err", err)
 			case err == nil:
-				queue = evs
-				if len(evs) == w.cfg.BatchSize {
-					dirty = true // there may be more
+				queue = runs
+				if len(runs) == w.cfg.BatchSize {
+					dirty = true // there may be more machines
 				} else {
 					w.markDrained(&drained, epoch)
 				}
 			}
 		}
-		var send chan triggers.Event
-		var next triggers.Event
+		var send chan []triggers.Event
+		var next []triggers.Event
 		if len(queue) > 0 {
 			send, next = work, queue[0]
 		}
 		select {
 		case <-ctx.Done():
 			close(work)
-			w.releaseEvents(hctx, queue)
+			w.releaseEvents(hctx, slices.Concat(queue...))
 			wg.Wait()
 			close(succeeded)
 			<-completerDone
@@ -87,19 +86,104 @@ func (w *Worker) runEvents(ctx, hctx context.Context) {
 	}
 }
 
+// runKinds are the kinds claimed in runs: those with a run handler, unless
+// MaxRun turns runs off.
+func (w *Worker) runKinds() []triggers.Kind {
+	if w.cfg.MaxRun <= 1 {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	kinds := make([]triggers.Kind, 0, len(w.runs))
+	for k := range w.runs {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	return kinds
+}
+
+// processRun handles a claimed run and sends the events it handled to
+// succeeded. The run's leading events that may be handled (well formed,
+// within the attempt limit) go to the handlers together when there are
+// several; the others, or all of them when that fails, are handled one at a
+// time, each as a run of one, until one fails: its failure is recorded
+// (retry after backoff, or parked) by processEvent, and the events after it
+// are released, their attempt given back, for a later claim (which takes
+// them after the failed event is done or parked). A run interrupted by
+// shutdown is released whole.
+func (w *Worker) processRun(ctx, hctx context.Context, run []triggers.Event, succeeded chan<- triggers.Event, completed chan struct{}) {
+	alone := run
+	if n := w.runnable(run); n > 1 {
+		err := w.runHandlers(hctx, run[:n])
+		switch {
+		case err == nil:
+			for _, ev := range run[:n] {
+				succeeded <- ev
+			}
+			alone = run[n:]
+		case ctx.Err() != nil && errors.Is(err, context.Canceled):
+			w.releaseEvents(hctx, run)
+			return
+		default:
+			w.log.Info("run failed; handling its events one at a time", "kind", string(run[0].Kind),
+				"machine_id", run[0].MachineID, "events", len(run), "first_event", run[0].ID, "err", err)
+		}
+	}
+	for i, ev := range alone {
+		if w.processEvent(ctx, hctx, ev) {
+			succeeded <- ev
+			continue
+		}
+		w.releaseRest(hctx, alone[i+1:])
+		wake(completed)
+		return
+	}
+}
+
+// runnable is how many of the run's leading events may go to its handlers:
+// those well formed and within the attempt limit. The others are for
+// processEvent alone, which parks them.
+func (w *Worker) runnable(run []triggers.Event) int {
+	for i, ev := range run {
+		if ev.Attempt > w.cfg.MaxAttempts || ev.Validate() != nil {
+			return i
+		}
+	}
+	return len(run)
+}
+
+// releaseRest gives back the events of a run after the one that failed.
+// It insists like untilStored: the worker renews every lease it holds, so
+// an event left leased would block its machine for as long as it lives.
+func (w *Worker) releaseRest(hctx context.Context, evs []triggers.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	err := w.untilStored(hctx, "release the rest of a failed run", func(sctx context.Context) error {
+		return w.st.ReleaseEvents(sctx, w.cfg.Name, eventIDs(evs))
+	})
+	if err != nil {
+		w.log.Warn("release the rest of a failed run at shutdown; their lease will expire instead", "err", err, "events", len(evs))
+	}
+}
+
+func eventIDs(evs []triggers.Event) []int64 {
+	ids := make([]int64, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.ID
+	}
+	return ids
+}
+
 // releaseEvents gives back claimed events that were never started.
 func (w *Worker) releaseEvents(hctx context.Context, evs []triggers.Event) {
 	if len(evs) == 0 {
 		return
 	}
-	ids := make([]int64, len(evs))
-	for i, ev := range evs {
-		ids[i] = ev.ID
-	}
 	sctx, cancel := context.WithTimeout(hctx, storeTimeout)
 	defer cancel()
-	if err := w.st.ReleaseEvents(sctx, w.cfg.Name, ids); err != nil {
-		w.log.Warn("release claimed events at shutdown; their lease will expire instead", "err", err, "events", len(ids))
+	if err := w.st.ReleaseEvents(sctx, w.cfg.Name, eventIDs(evs)); err != nil {
+		w.log.Warn("release claimed events at shutdown; their lease will expire instead", "err", err, "events", len(evs))
 	}
 }
 
@@ -138,7 +222,8 @@ func (w *Worker) completeEvents(hctx context.Context, succeeded <-chan triggers.
 	}
 }
 
-// processEvent runs the handlers of one event and reports whether they all
+// processEvent runs the handlers of one event (its kind's run handler with
+// a run of one, then its per-event handlers) and reports whether they all
 // succeeded (the caller then marks it done). Otherwise it records the
 // outcome itself: retry after backoff, or parked after MaxAttempts; an event
 // that a shutdown interrupted is released, not counted as failed.
@@ -150,7 +235,7 @@ func (w *Worker) processEvent(ctx, hctx context.Context, ev triggers.Event) bool
 		err = fmt.Errorf("the worker was interrupted (stopped or lost its lease) %d times while handling this event", ev.Attempt-1)
 	default:
 		if err = ev.Validate(); err == nil {
-			err = w.runHandlers(hctx, ev)
+			err = w.runHandlers(hctx, []triggers.Event{ev})
 		}
 	}
 	if err == nil {
@@ -206,20 +291,40 @@ func (w *Worker) untilStored(hctx context.Context, what string, write func(conte
 	}
 }
 
-// runHandlers calls the handlers of the event's kind in order, each under
-// HandlerTimeout; a panic becomes an error.
-func (w *Worker) runHandlers(hctx context.Context, ev triggers.Event) error {
+// runHandlers calls the handlers of a run's kind, all under one
+// HandlerTimeout: the run handler with the whole run, then for each event in
+// turn the per-event handlers in the order they were added. A panic becomes
+// an error.
+func (w *Worker) runHandlers(hctx context.Context, evs []triggers.Event) error {
 	w.mu.Lock()
-	hs := w.handlers[ev.Kind]
+	rh := w.runs[evs[0].Kind]
+	hs := w.handlers[evs[0].Kind]
 	w.mu.Unlock()
 	ctx, cancel := context.WithTimeout(hctx, w.cfg.HandlerTimeout)
 	defer cancel()
-	for _, h := range hs {
-		if err := callHandler(ctx, h, ev); err != nil {
+	if rh != nil {
+		w.metrics.runEvents.Observe(float64(len(evs)))
+		if err := callRunHandler(ctx, rh, evs); err != nil {
 			return err
 		}
 	}
+	for _, ev := range evs {
+		for _, h := range hs {
+			if err := callHandler(ctx, h, ev); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+func callRunHandler(ctx context.Context, h RunHandler, evs []triggers.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("run handler panicked: %v", p)
+		}
+	}()
+	return h(ctx, evs)
 }
 
 func callHandler(ctx context.Context, h Handler, ev triggers.Event) (err error) {

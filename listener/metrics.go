@@ -12,6 +12,7 @@ type metrics struct {
 	failed        *prometheus.CounterVec // failed attempts, by kind
 	parked        *prometheus.CounterVec // by kind
 	latency       prometheus.Histogram   // event written → handled
+	runEvents     prometheus.Histogram   // events per run given to a run handler
 	queueDepth    prometheus.Gauge
 	parkedDepth   prometheus.Gauge
 	lag           prometheus.Gauge
@@ -41,6 +42,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "event_latency_seconds",
 			Help:    "Time from an event's commit to the end of its handling.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		runEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "run_events",
+			Help:    "Events per run given to a run handler (1 when handled alone).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 … 256
 		}),
 		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "event_queue_depth",
@@ -78,7 +84,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.processed, m.failed, m.parked, m.latency, m.queueDepth,
+	for _, c := range []prometheus.Collector{m.processed, m.failed, m.parked, m.latency, m.runEvents, m.queueDepth,
 		m.parkedDepth, m.lag, m.trainPending, m.trainFinished, m.notifications, m.connected, m.reconnects} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)

@@ -34,6 +34,16 @@ import (
 // Config.MaxAttempts.
 type Handler func(ctx context.Context, ev triggers.Event) error
 
+// RunHandler handles a run: one or more consecutive pending events of one
+// machine and one kind, in id order (for hour_closed and hour_revised, about
+// strictly increasing hours). It must leave the same results as handling
+// each event in turn, and be idempotent like Handler (a run may be delivered
+// again, whole or in part, after a crash). ctx is cancelled after
+// Config.HandlerTimeout, which bounds the whole run. An error (or a panic)
+// fails the run: the worker then handles the run's events one at a time,
+// each as a run of one, so a poison event fails alone.
+type RunHandler func(ctx context.Context, evs []triggers.Event) error
+
 // TrainResult is the outcome of a training request, as a TrainHandler
 // reports it.
 type TrainResult struct {
@@ -83,6 +93,7 @@ type Worker struct {
 
 	mu       sync.Mutex
 	handlers map[triggers.Kind][]Handler
+	runs     map[triggers.Kind]RunHandler
 	train    TrainHandler
 	// the LISTEN connection being set up, and how many channels it has
 	// listened on so far
@@ -124,6 +135,7 @@ func New(cfg Config) (*Worker, error) {
 		log:       cfg.Logger.With("worker", cfg.Name),
 		metrics:   m,
 		handlers:  map[triggers.Kind][]Handler{},
+		runs:      map[triggers.Kind]RunHandler{},
 		eventWake: make(chan struct{}, 1),
 		trainWake: make(chan struct{}, 1),
 		pingEcho:  make(chan struct{}, 1),
@@ -142,6 +154,18 @@ func (w *Worker) Handle(kind triggers.Kind, h Handler) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.handlers[kind] = append(w.handlers[kind], h)
+}
+
+// HandleRun sets the run handler of kind (replacing any earlier one): events
+// of that kind are then claimed in runs of up to Config.MaxRun and given to
+// h. h runs first, before the handlers added with Handle for the same kind,
+// which are then called for each event of the run, in order, once h has
+// succeeded. A run's events are done when all of them succeeded. Call it
+// before Run.
+func (w *Worker) HandleRun(kind triggers.Kind, h RunHandler) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.runs[kind] = h
 }
 
 // HandleTrain sets the trainer. Without one the worker leaves training
