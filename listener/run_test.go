@@ -404,3 +404,37 @@ func TestTwoWorkersRuns(t *testing.T) {
 	}
 	t.Logf("events handled per worker: %v", perWorker)
 }
+
+// TestRunCutBeforeMalformedEvent: hours 0, 1, then an hour_closed event
+// whose bucket is 2:30 (not the start of an hour; the claim still takes it,
+// as 2:30 is later than 1:00), then hours 3 and 4, all pending. The run
+// handler gets [0 1] only; the malformed event is parked at once by the
+// one-at-a-time path, without reaching a handler; 3 and 4, released after
+// it, come back as the run [3 4].
+func TestRunCutBeforeMalformedEvent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	ms := b.machines(t, 1)
+	for _, at := range []time.Duration{0, time.Hour, 150 * time.Minute, 3 * time.Hour, 4 * time.Hour} {
+		if _, err := b.pool.Exec(ctx, `INSERT INTO analytics_events (kind, machine_id, bucket) VALUES ('hour_closed', $1, $2)`, ms[0], hour0.Add(at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := newWorker(t, b, Config{})
+	rr := newRunRecorder()
+	w.HandleRun(triggers.KindHourClosed, rr.run)
+	workertest.Start(t, w)
+	rr.waitFor(t, "4 well-formed events handled", func() bool { return rr.done == 4 })
+	rr.mu.Lock()
+	got := rr.log[ms[0]]
+	rr.mu.Unlock()
+	if want := []string{"run 0-1", "run 3-4"}; !slices.Equal(got, want) {
+		t.Errorf("run handler calls %q, want %q", got, want)
+	}
+	eventuallyDB(t, "the malformed event parked", func() (bool, error) {
+		var parked bool
+		err := b.pool.QueryRow(ctx, `SELECT parked_at IS NOT NULL FROM analytics_events WHERE bucket = $1`, hour0.Add(150*time.Minute)).Scan(&parked)
+		return parked, err
+	})
+}
