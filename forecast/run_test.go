@@ -118,8 +118,8 @@ func splitRuns(hours []time.Time, sizes ...int) [][]time.Time {
 
 // TestHoursClosedEqualsHourByHour: the scenario's 116 hours closed hour by
 // hour (HourClosed) and in runs of 1, 7, 40 and the remaining 68 hours
-// (HoursClosed) — with one Service, and with a fresh Service (cold cache)
-// per run — leave the same energy_forecasts, row for row and column for
+// (HoursClosed) — with one Service, with a fresh Service (cold cache) per
+// run, and as one run — leave the same energy_forecasts, row for row and column for
 // column but issued_at and created_at. With the default 90-day retention
 // nothing is pruned and the whole record is compared: forecasts, daily
 // forecasts at the local midnights, the insert-time actuals and those
@@ -162,6 +162,13 @@ func TestHoursClosedEqualsHourByHour(t *testing.T) {
 				}
 			}
 			sameTable(t, "runs with a cold cache each", want, dumpForecasts(t, c.pool))
+
+			// All 116 hours as one run: 3,276 rows, written in two statements.
+			d := newRunScenario(t)
+			if err := forecast.New(cfg(d.st)).HoursClosed(ctx, machineID, d.hours); err != nil {
+				t.Fatal(err)
+			}
+			sameTable(t, "one run of 116 hours", want, dumpForecasts(t, d.pool))
 		})
 	}
 }
