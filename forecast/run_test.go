@@ -119,13 +119,14 @@ func splitRuns(hours []time.Time, sizes ...int) [][]time.Time {
 // TestHoursClosedEqualsHourByHour: the scenario's 116 hours closed hour by
 // hour (HourClosed) and in runs of 1, 7, 40 and the remaining 68 hours
 // (HoursClosed) — with one Service, with a fresh Service (cold cache) per
-// run, and as one run — leave the same energy_forecasts, row for row and column for
-// column but issued_at and created_at. With the default 90-day retention
-// nothing is pruned and the whole record is compared: forecasts, daily
-// forecasts at the local midnights, the insert-time actuals and those
+// run, and as one run — leave the same energy_forecasts, row for row and
+// column for column but issued_at and created_at. With the default 90-day
+// retention nothing is pruned and the whole record is compared: forecasts,
+// daily forecasts at the local midnights, the insert-time actuals and those
 // recorded as targets close within a run. With a 30-hour retention the
 // prune at a run's last local midnight deletes rows issued earlier in the
-// same run (the 68-hour run holds three local midnights).
+// same run (the 68-hour run, origins day 62 04:00 to day 65 00:00, holds
+// the local midnights at day 63 and day 64 04:00 UTC).
 func TestHoursClosedEqualsHourByHour(t *testing.T) {
 	t.Parallel()
 	for _, retention := range []time.Duration{0, 30 * time.Hour} {
@@ -163,7 +164,8 @@ func TestHoursClosedEqualsHourByHour(t *testing.T) {
 			}
 			sameTable(t, "runs with a cold cache each", want, dumpForecasts(t, c.pool))
 
-			// All 116 hours as one run: 3,276 rows, written in two statements.
+			// All 116 hours as one run (with the default retention 3,276 rows:
+			// two of SaveForecastRun's statements).
 			d := newRunScenario(t)
 			if err := forecast.New(cfg(d.st)).HoursClosed(ctx, machineID, d.hours); err != nil {
 				t.Fatal(err)
