@@ -175,12 +175,15 @@ func eventIDs(evs []triggers.Event) []int64 {
 	return ids
 }
 
-// releaseEvents gives back claimed events that were never started.
+// releaseEvents gives back claimed events that were never started, or whose
+// handling a shutdown interrupted. It runs on its own storeTimeout even
+// after hctx ended (handlers cut off at ShutdownTimeout), so another worker
+// can take the events at once instead of after their lease.
 func (w *Worker) releaseEvents(hctx context.Context, evs []triggers.Event) {
 	if len(evs) == 0 {
 		return
 	}
-	sctx, cancel := context.WithTimeout(hctx, storeTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(hctx), storeTimeout)
 	defer cancel()
 	if err := w.st.ReleaseEvents(sctx, w.cfg.Name, eventIDs(evs)); err != nil {
 		w.log.Warn("release claimed events at shutdown; their lease will expire instead", "err", err, "events", len(evs))

@@ -438,3 +438,41 @@ func TestRunCutBeforeMalformedEvent(t *testing.T) {
 		return parked, err
 	})
 }
+
+// TestShutdownReleasesRuns: two machines with 5 pending hours each, one
+// handler goroutine. The first run starts and holds on until its context
+// ends; the second waits in the queue. At shutdown the waiting run is
+// released whole at once; the running one is cut off after ShutdownTimeout
+// (its handler returns context.Canceled) and released whole too. All 10
+// events end unleased with attempts 0.
+func TestShutdownReleasesRuns(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	ms := b.machines(t, 2)
+	started := make(chan []triggers.Event, 2)
+	w := newWorker(t, b, Config{Concurrency: 1, BatchSize: 3, ShutdownTimeout: 100 * time.Millisecond})
+	w.HandleRun(triggers.KindHourClosed, func(ctx context.Context, evs []triggers.Event) error {
+		started <- evs
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	stop := workertest.Start(t, w)
+	// One transaction: the first claim after it finds all 10 events.
+	if err := closeHours(ctx, b.pool, ms, hours(hour0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	first := <-started
+	if len(first) != 5 {
+		t.Fatalf("first run holds %d events, want the machine's 5 hours", len(first))
+	}
+	stop()
+	if n := scalar[int64](t, b.pool, `SELECT count(*) FROM analytics_events WHERE locked_until IS NULL AND locked_by IS NULL AND attempts = 0 AND done_at IS NULL`); n != 10 {
+		t.Errorf("%d of 10 events released after shutdown", n)
+	}
+	select {
+	case evs := <-started:
+		t.Errorf("the queued run of %d events was started during shutdown", len(evs))
+	default:
+	}
+}
