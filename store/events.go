@@ -96,23 +96,20 @@ WITH RECURSIVE machines_pending AS (
       FROM ready
      WHERE e.id = ready.id
     RETURNING e.id, e.kind, e.machine_id, e.bucket, e.payload, e.created_at, e.attempts
-), next_events AS (
-    SELECT c.id AS head_id, c.kind AS head_kind, c.bucket AS head_bucket, n.id
+), joining AS (
+    SELECT c.id AS head_id, f.id,
+           f.kind = c.kind AND f.attempts = 0 AND f.run_after <= now()
+           AND (f.locked_until IS NULL OR f.locked_until < now())
+           AND (c.kind NOT IN ('hour_closed', 'hour_revised')
+                OR f.bucket > lag(f.bucket, 1, c.bucket) OVER (PARTITION BY c.id ORDER BY f.id)) AS joins
       FROM claimed c
      CROSS JOIN LATERAL (
-        SELECT q.id FROM analytics_events q
+        SELECT q.id, q.kind, q.bucket, q.attempts, q.run_after, q.locked_until FROM analytics_events q
          WHERE q.machine_id = c.machine_id AND (q.machine_id, q.id) > (c.machine_id, c.id)
            AND q.done_at IS NULL AND q.parked_at IS NULL
          ORDER BY q.machine_id, q.id
-         LIMIT $4) n
+         LIMIT $4) f
      WHERE c.attempts = 1 AND c.kind = ANY($5::text[])
-), joining AS (
-    SELECT n.head_id, f.id,
-           f.kind = n.head_kind AND f.attempts = 0 AND f.run_after <= now()
-           AND (f.locked_until IS NULL OR f.locked_until < now())
-           AND (n.head_kind NOT IN ('hour_closed', 'hour_revised')
-                OR f.bucket > lag(f.bucket, 1, n.head_bucket) OVER (PARTITION BY n.head_id ORDER BY f.id)) AS joins
-      FROM next_events n JOIN analytics_events f ON f.id = n.id
 ), followers AS (
     SELECT j.id FROM (
         SELECT id, bool_and(coalesce(joins, false)) OVER (PARTITION BY head_id ORDER BY id) AS contiguous
