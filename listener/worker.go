@@ -9,7 +9,10 @@
 // Events of one machine are handled in order (a machine is claimed only
 // through its oldest pending event, and never while one of its events is
 // leased), machines in parallel, and any number of workers may share a
-// database.
+// database. For a kind with a run handler (HandleRun), a claim takes a
+// machine's consecutive untried events of that kind together, up to
+// Config.MaxRun, and hands them to one handler call; a run that fails is
+// handled again one event at a time.
 package listener
 
 import (
