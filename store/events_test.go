@@ -344,3 +344,62 @@ func BenchmarkClaimRuns(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/claim")
 	})
 }
+
+// TestClaimRunsAfterCrash: claimer A takes a run of 4 (maxRun) of a
+// machine's 6 hours and dies; once its lease has expired (set in the past
+// here), claimer B takes A's 4 events one at a time — each was tried
+// (attempts 1), so none is a follower, and as a head on its second try each
+// goes alone — and then hours 4 and 5, untried, as one run.
+func TestClaimRunsAfterCrash(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	st := store.New(pool)
+	ctx := context.Background()
+	ms := newMachines(t, pool, 1)
+	var six []outboxRow
+	for h := range 6 {
+		six = append(six, outboxRow{kind: triggers.KindHourClosed, hour: h})
+	}
+	insertEvents(t, pool, ms[0], six...)
+	hc := []triggers.Kind{triggers.KindHourClosed}
+	runs, err := st.ClaimRuns(ctx, "a", 10, 4, hc, time.Minute)
+	if err != nil || len(runs) != 1 || runLabel(runs[0]) != "hour_closed@0,1,2,3" {
+		t.Fatalf("A claimed %v, %v; want one run of hours 0-3", runs, err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE analytics_events SET locked_until = now() - interval '1 second' WHERE locked_by = 'a'`); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		runs, err := st.ClaimRuns(ctx, "b", 10, 4, hc, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) == 0 {
+			break
+		}
+		for _, run := range runs {
+			got = append(got, runLabel(run))
+			for _, ev := range run {
+				// A's events are on their second claim, the others on their first.
+				if want := 1 + btoi(ev.Bucket.Before(hour0.Add(4*time.Hour))); ev.Attempt != want {
+					t.Errorf("event of %s: attempt %d, want %d", ev.Bucket, ev.Attempt, want)
+				}
+			}
+			if err := st.CompleteEvents(ctx, "b", run); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := []string{"hour_closed@0", "hour_closed@1", "hour_closed@2", "hour_closed@3", "hour_closed@4,5"}
+	if !slices.Equal(got, want) {
+		t.Errorf("B claimed %q, want %q", got, want)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
