@@ -149,6 +149,11 @@ type benchReport struct {
 		WorkerCPUS        float64 `json:"worker_cpu_s"`
 		AnomalyHours      int64   `json:"anomaly_hours_scored"`
 		AnomalyHoursTotal int64   `json:"anomaly_hours_rows"`
+		// WriteAloneS is the same backfill written into a database no worker
+		// serves: the ceiling the ingest path puts on the end-to-end figure
+		// on this machine.
+		WriteAloneS                float64 `json:"write_alone_s"`
+		WriteAloneMachineHoursPerS float64 `json:"write_alone_machine_hours_per_s"`
 	} `json:"backfill"`
 
 	TrainLatency     latencyMS `json:"train_latency_ms"`
@@ -327,7 +332,12 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 		return nil, fmt.Errorf("bench ingest: %w", err)
 	}
 
-	// 2. The service's database: the simulated plant, a training machine
+	// 2. The backfill written with no worker at all, for its ceiling.
+	if err := benchWriteAlone(ctx, env, gen, plant, o, rep, logf); err != nil {
+		return nil, fmt.Errorf("bench backfill without a worker: %w", err)
+	}
+
+	// 3. The service's database: the simulated plant, a training machine
 	// and the burst machines with their history, then the worker.
 	url, err := env.createDB(ctx, "main")
 	if err != nil {
@@ -348,8 +358,7 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 	if err != nil {
 		return nil, err
 	}
-	to := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-	from := to.AddDate(0, 0, -o.Days)
+	from, to := backfillPeriod(o)
 	burstHour := from.AddDate(0, 0, -30)
 	trainStart := burstHour.Add(-time.Duration(o.TrainHours+24) * time.Hour)
 	trainMachine, err := prepareTrainMachine(ctx, pool, trainStart, o.TrainHours)
@@ -373,7 +382,7 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 	defer w.stop()
 	logf("worker and API ready at %s (%s)", w.addr, w.mode)
 
-	// 3. Backfill end to end: write the history while the worker runs,
+	// 4. Backfill end to end: write the history while the worker runs,
 	// until the worker has processed every event.
 	cpu0, err := w.cpuTime()
 	if err != nil {
@@ -387,19 +396,19 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 		return nil, err
 	}
 	rep.Backfill.WorkerCPUS = round3((cpu1 - cpu0).Seconds())
-	// 4. Hour-close latency with the worker idle.
+	// 5. Hour-close latency with the worker idle.
 	if err := benchHourClose(ctx, pool, gen, machines, to, o, rep, logf); err != nil {
 		return nil, fmt.Errorf("bench hour close: %w", err)
 	}
-	// 5. 1,000 machines close the same hour.
+	// 6. 1,000 machines close the same hour.
 	if err := benchBurst(ctx, pool, burstIDs, burstHour, rep, logf); err != nil {
 		return nil, fmt.Errorf("bench burst: %w", err)
 	}
-	// 6. Training requests.
+	// 7. Training requests.
 	if err := benchTrain(ctx, pool, trainMachine, trainStart, o, rep, logf); err != nil {
 		return nil, fmt.Errorf("bench train: %w", err)
 	}
-	// 7. The API under concurrency.
+	// 8. The API under concurrency.
 	if err := benchAPI(ctx, w.addr, machines, from, to, o, rep, logf); err != nil {
 		return nil, fmt.Errorf("bench API: %w", err)
 	}
@@ -414,7 +423,7 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 		"ingest: energy_readings only, COPY batches of 1,000 simulator readings (all machines, time order), alternating which database goes first; without = same schema with ALTER TABLE energy_readings DISABLE TRIGGER USER (foreign keys still checked)",
 		"hour_close_latency_ms: worker idle; from the COMMIT acknowledgement of the transaction holding the first reading of the next hour (energy, production and environment rows, as the simulator writes them) to analytics_events.done_at of the hour_closed event (all handlers: anomaly score, rolling model, forecast, KPI day); _from_send_ms counts from before the write",
 		"burst_1000_machines_s: one INSERT of a reading for each of the burst machines closes the same hour; from before the INSERT to the last hour_closed event's done_at (burst_hour_close_latency_ms: each machine's done_at from the INSERT's commit acknowledgement); each burst machine has burst_history_days of hourly energy and production rollups before that hour (written directly, not simulated), so this hour is also where each machine's rolling model is first built from that window",
-		"backfill_machine_hours_per_s: hour_closed events processed / seconds from the start of the simulated backfill (COPY with triggers, the worker running alongside) until no event is pending; backfill.worker_cpu_s is the CPU time the worker process used meanwhile (/proc/PID/stat utime + stime), the rest of total_s went to PostgreSQL, the simulator and other load",
+		"backfill_machine_hours_per_s: hour_closed events processed / seconds from the start of the simulated backfill (COPY with triggers, the worker running alongside) until no event is pending; backfill.worker_cpu_s is the CPU time the worker process used meanwhile (/proc/PID/stat utime + stime), the rest of total_s went to PostgreSQL, the simulator and other load; backfill.write_alone_s is the same backfill written into a fresh database of the same cluster with no worker running (its machine-hours/s is the most the end-to-end figure can reach here)",
 		"train_latency_ms: INSERT into baseline_train_requests to its baseline_train_done notification (status done checked), 6 drivers",
 		"api_latency_ms: half /api/v1/kpi/all (random simulated machine, random 24 h window), half /api/v1/anomaly/recent (7-day window, half per machine), over loopback HTTP/1.1 keep-alive; each client sends one untimed request first, so connection setup is not in the figures",
 		"HOUR_CLOSE_GRACE is set to 8760h for the worker so the periodic sweep never closes an hour the bench is about to close itself",
@@ -621,6 +630,48 @@ func waitIdle(ctx context.Context, pool *pgxpool.Pool, interval, timeout time.Du
 		case <-tick.C:
 		}
 	}
+}
+
+// benchWriteAlone writes the backfill benchBackfill writes, over the same
+// period, into a database of its own that no worker serves.
+func benchWriteAlone(ctx context.Context, env *benchEnv, gen *simulator.Generator, plant simulator.Plant, o benchOptions, rep *benchReport, logf func(string, ...any)) error {
+	url, err := env.createDB(ctx, "write_alone")
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := simulator.SeedPlant(ctx, pool, plant); err != nil {
+		return err
+	}
+	machines, err := simulator.Machines(ctx, pool, plant.Names())
+	if err != nil {
+		return err
+	}
+	from, to := backfillPeriod(o)
+	start := time.Now()
+	if _, err := simulator.Backfill(ctx, pool, gen, machines, simulator.BackfillOptions{From: from, To: to, Step: o.Step}); err != nil {
+		return err
+	}
+	wrote := time.Since(start)
+	var hours int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM analytics_events WHERE kind = 'hour_closed'`).Scan(&hours); err != nil {
+		return err
+	}
+	bf := &rep.Backfill
+	bf.WriteAloneS = round3(wrote.Seconds())
+	bf.WriteAloneMachineHoursPerS = math.Round(float64(hours)/wrote.Seconds()*10) / 10
+	logf("backfill without a worker: %d machine-hours written in %.1fs (%.0f/s)", hours, wrote.Seconds(), bf.WriteAloneMachineHoursPerS)
+	return nil
+}
+
+// backfillPeriod is the simulated period of the backfill.
+func backfillPeriod(o benchOptions) (from, to time.Time) {
+	to = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	return to.AddDate(0, 0, -o.Days), to
 }
 
 func benchBackfill(ctx context.Context, pool *pgxpool.Pool, gen *simulator.Generator, machines []simulator.Machine, from, to time.Time, o benchOptions, rep *benchReport, logf func(string, ...any)) error {

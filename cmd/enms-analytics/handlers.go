@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/enms/enms-analytics/anomaly"
 	"github.com/enms/enms-analytics/baseline"
@@ -17,7 +18,8 @@ import (
 // hour, in this order: the hour is scored against the rolling model BEFORE
 // the model learns it (an anomalous or suppressed hour is kept out), then
 // forecasts are issued from it, then the machine's day is snapshotted when
-// the hour closes it. A revised hour corrects the rolling model first, then
+// the hour closes it — for a run of closed hours (a backfill), each step for
+// the whole run (hoursClosed). A revised hour corrects the rolling model first, then
 // is re-scored, re-forecast and its day re-snapshotted. The anomaly service
 // is returned so the API's /anomaly/detect uses the same configuration.
 func registerHandlers(w *listener.Worker, st *store.Store, cfg Config, logger *slog.Logger) (*anomaly.Service, error) {
@@ -47,17 +49,37 @@ func registerHandlers(w *listener.Worker, st *store.Store, cfg Config, logger *s
 	}
 	fc := forecast.New(forecast.Config{Store: st, Logger: logger.With("component", "forecast")})
 
-	w.Handle(triggers.KindHourClosed, an.HourClosedHandler(bl.Refresh))
+	w.HandleRun(triggers.KindHourClosed, hoursClosed(an, bl, fc, st))
 	w.Handle(triggers.KindHourRevised, an.HourRevisedHandler(bl))
-	w.Handle(triggers.KindHourClosed, fc.HandleEvent)
 	w.Handle(triggers.KindHourRevised, fc.HandleEvent)
-	w.Handle(triggers.KindHourClosed, func(ctx context.Context, ev triggers.Event) error {
-		_, _, err := st.SnapshotKPIDayIfClosed(ctx, ev.MachineID, ev.Bucket)
-		return err
-	})
 	w.Handle(triggers.KindHourRevised, func(ctx context.Context, ev triggers.Event) error {
 		_, _, err := st.RefreshKPIDayOfHour(ctx, ev.MachineID, ev.Bucket)
 		return err
 	})
 	return an, nil
+}
+
+// hoursClosed handles a run of a machine's closed hours (one hour when
+// live; up to the worker's run limit during a backfill): scored and learned,
+// forecast from, and the days they close snapshotted, each step for the
+// whole run, leaving what handling the hours one by one leaves.
+func hoursClosed(an *anomaly.Service, bl *baseline.Service, fc *forecast.Service, st *store.Store) listener.RunHandler {
+	return func(ctx context.Context, evs []triggers.Event) error {
+		machineID := evs[0].MachineID
+		hours := make([]time.Time, len(evs))
+		for i, ev := range evs {
+			if ev.MachineID != machineID {
+				return fmt.Errorf("a run holds events of machines %s and %s; a run is one machine's", machineID, ev.MachineID)
+			}
+			hours[i] = ev.Bucket
+		}
+		if err := an.HoursClosed(ctx, bl, machineID, hours); err != nil {
+			return err
+		}
+		if err := fc.HoursClosed(ctx, machineID, hours); err != nil {
+			return err
+		}
+		_, err := st.SnapshotKPIDaysIfClosed(ctx, machineID, hours)
+		return err
+	}
 }
