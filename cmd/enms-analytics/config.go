@@ -37,6 +37,7 @@ type Config struct {
 	HourCloseGrace         time.Duration
 	EventRetention         time.Duration
 	WorkerConcurrency      int
+	WorkerMaxRun           int
 	WorkerMaxAttempts      int
 	WorkerLeaseDuration    time.Duration
 	ListenerReconnectDelay time.Duration
@@ -77,6 +78,7 @@ var Vars = []Var{
 	{"EVENT_RETENTION", "168h", "processed events are kept this long"},
 	{"WORKER_CONCURRENCY", "4", "machines processed in parallel"},
 	{"WORKER_MAX_ATTEMPTS", "5", "attempts before a failing event is parked"},
+	{"WORKER_MAX_RUN", "128", "most consecutive closed hours of one machine handled in one pass (a backfill); 1 handles every hour alone"},
 	{"WORKER_LEASE_DURATION", "30s", "how long claimed events stay leased without renewal: a crashed replica's events are taken over after this"},
 	{"LISTENER_RECONNECT_DELAY", "2s", "delay before the listener reconnects"},
 	{"POLL_INTERVAL", "5s", "polling fallback for missed notifications"},
@@ -107,6 +109,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		EventRetention:          r.duration("EVENT_RETENTION"),
 		WorkerConcurrency:       r.int("WORKER_CONCURRENCY"),
 		WorkerMaxAttempts:       r.int("WORKER_MAX_ATTEMPTS"),
+		WorkerMaxRun:            r.int("WORKER_MAX_RUN"),
 		WorkerLeaseDuration:     r.duration("WORKER_LEASE_DURATION"),
 		ListenerReconnectDelay:  r.duration("LISTENER_RECONNECT_DELAY"),
 		PollInterval:            r.duration("POLL_INTERVAL"),
@@ -129,6 +132,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.WorkerMaxAttempts < 1 {
 		r.fail("WORKER_MAX_ATTEMPTS", r.str("WORKER_MAX_ATTEMPTS"), "at least 1")
+	}
+	if c.WorkerMaxRun < 1 {
+		r.fail("WORKER_MAX_RUN", r.str("WORKER_MAX_RUN"), "at least 1")
 	}
 	if r.err != nil {
 		return Config{}, r.err

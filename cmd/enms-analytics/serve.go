@@ -65,6 +65,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opt serveOption
 		Registerer:     metrics,
 		Concurrency:    cfg.WorkerConcurrency,
 		MaxAttempts:    cfg.WorkerMaxAttempts,
+		MaxRun:         cfg.WorkerMaxRun,
 		LeaseDuration:  cfg.WorkerLeaseDuration,
 		ReconnectDelay: cfg.ListenerReconnectDelay,
 		PollInterval:   cfg.PollInterval,
