@@ -443,12 +443,22 @@ type ScoringSaved struct {
 	Deleted  int64
 }
 
-const putHourSQL = `
+// putHoursSQL upserts hour records given as parallel arrays (one
+// statement for a run's hours); types travel comma-joined.
+const putHoursSQL = `
 	INSERT INTO anomaly_hours (machine_id, bucket, status, reason, actual_kwh, expected_kwh, std_error, z,
 		model_hours, model_version, types, avg_power_kw, production_count, avg_machine_temp_c,
 		max_machine_temp_c, avg_pressure_bar, pressure_dev_bar, max_vibration_mm_s, signals, state, scored_at)
-	VALUES ($1, $2, $3, nullif($4, ''), $5, $6, $7, $8, $9, nullif($10, ''), $11, $12, $13, $14, $15, $16, $17,
-		$18, $19, $20, now())
+	SELECT $1, u.bucket, u.status, nullif(u.reason, ''), u.actual_kwh, u.expected_kwh, u.std_error, u.z,
+		u.model_hours, nullif(u.model_version, ''), string_to_array(u.types, ','), u.avg_power_kw, u.production_count,
+		u.avg_machine_temp_c, u.max_machine_temp_c, u.avg_pressure_bar, u.pressure_dev_bar, u.max_vibration_mm_s,
+		u.signals::jsonb, u.state::jsonb, now()
+	  FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
+		$9::int[], $10::text[], $11::text[], $12::float8[], $13::float8[], $14::float8[], $15::float8[], $16::float8[],
+		$17::float8[], $18::float8[], $19::text[], $20::text[])
+		AS u (bucket, status, reason, actual_kwh, expected_kwh, std_error, z, model_hours, model_version, types,
+		      avg_power_kw, production_count, avg_machine_temp_c, max_machine_temp_c, avg_pressure_bar,
+		      pressure_dev_bar, max_vibration_mm_s, signals, state)
 	ON CONFLICT (machine_id, bucket) DO UPDATE SET status = excluded.status, reason = excluded.reason,
 		actual_kwh = excluded.actual_kwh, expected_kwh = excluded.expected_kwh, std_error = excluded.std_error,
 		z = excluded.z, model_hours = excluded.model_hours, model_version = excluded.model_version,
@@ -457,6 +467,31 @@ const putHourSQL = `
 		avg_pressure_bar = excluded.avg_pressure_bar, pressure_dev_bar = excluded.pressure_dev_bar,
 		max_vibration_mm_s = excluded.max_vibration_mm_s, signals = excluded.signals, state = excluded.state,
 		scored_at = now()`
+
+// hourArgs are putHoursSQL's arguments for hs.
+func hourArgs(machineID string, hs []AnomalyHour) []any {
+	n := len(hs)
+	hours := make([]time.Time, n)
+	status, reason, version, types, signals, state := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n)
+	modelHours := make([]int32, n)
+	floats := make([][]*float64, 11)
+	for i := range floats {
+		floats[i] = make([]*float64, n)
+	}
+	for i, h := range hs {
+		hours[i], status[i], reason[i], version[i] = h.Hour, h.Status, h.Reason, h.ModelVersion
+		types[i] = strings.Join(h.Types, ",")
+		signals[i], state[i] = string(jsonOrEmpty(h.Signals)), string(jsonOrEmpty(h.State))
+		modelHours[i] = int32(h.ModelHours)
+		for j, v := range []float64{h.ActualKWh, h.ExpectedKWh, h.StdError, h.Z, h.AvgPowerKW, h.ProductionCount,
+			h.AvgMachineTempC, h.MaxMachineTempC, h.AvgPressureBar, h.PressureDevBar, h.MaxVibrationMMS} {
+			floats[j][i] = null(v)
+		}
+	}
+	return []any{machineID, hours, status, reason, floats[0], floats[1], floats[2], floats[3], modelHours, version,
+		types, floats[4], floats[5], floats[6], floats[7], floats[8], floats[9], floats[10], signals, state}
+}
 
 // upsertEpisodeSQL writes an episode keyed by (machine, type, first hour),
 // keeping its resolution fields, and notifies anomaly_detected with its id
@@ -485,15 +520,8 @@ const upsertEpisodeSQL = `
 func (a *AnomalyTx) Save(ctx context.Context, w ScoringWrite) (ScoringSaved, error) {
 	var out ScoringSaved
 	b := &pgx.Batch{}
-	for _, h := range w.Hours {
-		types := h.Types
-		if types == nil {
-			types = []string{}
-		}
-		b.Queue(putHourSQL, a.machineID, h.Hour, h.Status, h.Reason, null(h.ActualKWh), null(h.ExpectedKWh),
-			null(h.StdError), null(h.Z), h.ModelHours, h.ModelVersion, types, null(h.AvgPowerKW),
-			null(h.ProductionCount), null(h.AvgMachineTempC), null(h.MaxMachineTempC), null(h.AvgPressureBar),
-			null(h.PressureDevBar), null(h.MaxVibrationMMS), jsonOrEmpty(h.Signals), jsonOrEmpty(h.State))
+	if len(w.Hours) > 0 {
+		b.Queue(putHoursSQL, hourArgs(a.machineID, w.Hours)...)
 	}
 	out.EpisodeIDs = make([]string, len(w.Episodes))
 	for i, e := range w.Episodes {
