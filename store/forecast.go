@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Forecast resolutions, the values of energy_forecasts.resolution.
@@ -109,42 +109,80 @@ const upsertForecastsSQL = `
 			upper_80 = excluded.upper_80, lower_95 = excluded.lower_95, upper_95 = excluded.upper_95,
 			model = excluded.model, issued_at = now()`
 
-// saveForecastsSQL is upsertForecastsSQL for the forecasts of a run of
-// origins ($13 is the time zone of daily targets, $14 the run's closed
-// hours as for scoreRunSQL), which also records the actual of every target
+// forecastRunRowsSQL selects the forecasts of a run of origins (the
+// arrays of forecastArgs; $13 is the time zone of daily targets, $14 the
+// run's closed hours as for scoreRunSQL) with the actual of every target
 // that had closed before the forecast was issued (the machine's hours are
 // closed through analytics_hour_state.closed_through) or that ends within a
 // later hour of the run (scoreRunSQL would score it): during a backfill most
 // targets have, and writing the actual with the row spares an update — a
 // second row version and a dead entry in each index — per target.
 //
-// A row issued again keeps its recorded actual unless the target had closed
-// before (then the actual is read again), as closing the run hour by hour
-// does: the insert keeps it, and the scoring looks only at unscored rows.
-var saveForecastsSQL = `
-		INSERT INTO energy_forecasts AS f (machine_id, origin, target_bucket, resolution, horizon,
-			predicted_kwh, predicted_kw, lower_80, upper_80, lower_95, upper_95, model, actual_kwh)
-		SELECT u.*, a.kwh
+// The actual is a scalar subquery of the row's resolution, looked up only
+// when the row gets one, where a LEFT JOIN LATERAL of the three lookups
+// (UNION ALL) rescanned an Append of all three for every row, whether or
+// not the join condition held (some 0.5 µs a row more, backend CPU time).
+var forecastRunRowsSQL = `
+		SELECT u.*, CASE WHEN ` + targetEndSQL("u", "$13") + ` <= h.closed_through + interval '1 hour'
+		          OR (` + closedHourSQL("u", "$13") + ` = ANY ($14::bigint[])
+		              AND u.target_bucket >= to_timestamp((` + closedHourSQL("u", "$13") + ` - 25) * 3600))
+			THEN CASE u.resolution
+				WHEN '15min' THEN (SELECT r.total_energy_kwh FROM energy_readings_15min r
+				                   WHERE r.machine_id = u.machine_id AND r.bucket = u.target_bucket)
+				WHEN '1hour' THEN (SELECT r.total_energy_kwh FROM energy_readings_1hour r
+				                   WHERE r.machine_id = u.machine_id AND r.bucket = u.target_bucket)
+				WHEN '1day' THEN (SELECT sum(r.total_energy_kwh) FROM energy_readings_1hour r
+				                  WHERE r.machine_id = u.machine_id AND r.bucket >= u.target_bucket
+				                    AND r.bucket < ((u.target_bucket AT TIME ZONE $13) + interval '1 day') AT TIME ZONE $13)
+			END
+		END
 		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int[],
 			$6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::text[])
 			AS u (machine_id, origin, target_bucket, resolution, horizon, predicted_kwh, predicted_kw,
 			      lower_80, upper_80, lower_95, upper_95, model)
-		LEFT JOIN analytics_hour_state h ON h.machine_id = u.machine_id
-		LEFT JOIN LATERAL (` + actualEnergySQL("u", "$13") + `) a
-		       ON ` + targetEndSQL("u", "$13") + ` <= h.closed_through + interval '1 hour'
-		          OR (` + closedHourSQL("u", "$13") + ` = ANY ($14::bigint[])
-		              AND u.target_bucket >= to_timestamp((` + closedHourSQL("u", "$13") + ` - 25) * 3600))
-		ON CONFLICT (machine_id, origin, target_bucket, resolution) DO UPDATE SET
-			horizon = excluded.horizon, predicted_kwh = excluded.predicted_kwh,
-			predicted_kw = excluded.predicted_kw, lower_80 = excluded.lower_80,
-			upper_80 = excluded.upper_80, lower_95 = excluded.lower_95, upper_95 = excluded.upper_95,
-			model = excluded.model, issued_at = now(),
-			actual_kwh = CASE
-				WHEN ` + targetEndSQL("excluded", "$13") + ` <= (SELECT s.closed_through FROM analytics_hour_state s
-				                                      WHERE s.machine_id = excluded.machine_id) + interval '1 hour'
-				THEN coalesce(excluded.actual_kwh, f.actual_kwh)
-				ELSE coalesce(f.actual_kwh, excluded.actual_kwh)
-			END`
+		LEFT JOIN analytics_hour_state h ON h.machine_id = u.machine_id`
+
+// saveForecastsSQL writes the rows of forecastRunRowsSQL. When the
+// machine ($15) has no forecast from an origin in [$16, $17] (the first and
+// last origin of the statement's rows) — a backfill's new run — none of the
+// rows can conflict, and they go in with a plain INSERT: ON CONFLICT's
+// speculative insertion (a probe of the key before each row, and a token
+// confirmed after) cost some 1.2 µs of the 16 µs a row cost
+// (BenchmarkSaveForecastRun, backend CPU time). Otherwise (a redelivered
+// run, or $18 false: the caller retries after a concurrent writer stored a
+// key of the run first) they are upserted: a row issued again keeps its
+// recorded actual unless the target had closed before (then the actual is
+// read again), as closing the run hour by hour does: the insert keeps it,
+// and the scoring looks only at unscored rows. Both inserts are planned; the
+// probe, evaluated once for the statement's snapshot, stops the one not
+// taken before it reads a row.
+var saveForecastsSQL = `
+		WITH probe AS (
+			SELECT NOT $18::bool OR EXISTS (SELECT FROM energy_forecasts e
+			                                WHERE e.machine_id = $15 AND e.origin >= $16 AND e.origin <= $17) AS stored
+		), inserted AS (
+			INSERT INTO energy_forecasts (machine_id, origin, target_bucket, resolution, horizon,
+				predicted_kwh, predicted_kw, lower_80, upper_80, lower_95, upper_95, model, actual_kwh)
+			` + forecastRunRowsSQL + `
+			WHERE NOT (SELECT stored FROM probe)
+		), upserted AS (
+			INSERT INTO energy_forecasts AS f (machine_id, origin, target_bucket, resolution, horizon,
+				predicted_kwh, predicted_kw, lower_80, upper_80, lower_95, upper_95, model, actual_kwh)
+			` + forecastRunRowsSQL + `
+			WHERE (SELECT stored FROM probe)
+			ON CONFLICT (machine_id, origin, target_bucket, resolution) DO UPDATE SET
+				horizon = excluded.horizon, predicted_kwh = excluded.predicted_kwh,
+				predicted_kw = excluded.predicted_kw, lower_80 = excluded.lower_80,
+				upper_80 = excluded.upper_80, lower_95 = excluded.lower_95, upper_95 = excluded.upper_95,
+				model = excluded.model, issued_at = now(),
+				actual_kwh = CASE
+					WHEN ` + targetEndSQL("excluded", "$13") + ` <= (SELECT s.closed_through FROM analytics_hour_state s
+					                                      WHERE s.machine_id = excluded.machine_id) + interval '1 hour'
+					THEN coalesce(excluded.actual_kwh, f.actual_kwh)
+					ELSE coalesce(f.actual_kwh, excluded.actual_kwh)
+				END
+		)
+		SELECT`
 
 // forecastArgs are the array arguments of upsertForecastsSQL.
 func forecastArgs(rows []ForecastRow) []any {
@@ -536,12 +574,35 @@ func (s *Store) RecentBucketEnergies(ctx context.Context, machineID string, hour
 }
 
 // forecastsPerStatement bounds the rows of one saveForecastsSQL statement
-// (the statements of a run still go in one batch): the planner costs the
-// statement at about 25 a row (three index probes for the actual), and at
-// PostgreSQL's default jit_above_cost of 100,000 (≈ 4,000 rows, a run of
-// some 140 hours) it compiles the statement first — measured, 36 ms of the
-// 249 ms a 7,238-row statement took. 2,048 keeps well below.
-const forecastsPerStatement = 2048
+// (the statements of a run still go in one batch): the planner costs each
+// of its two inserts at about 28 a row (three index probes for the actual),
+// and above PostgreSQL's default jit_above_cost of 100,000 it compiles the
+// statement first — measured, 36 ms of the 249 ms a 7,238-row statement
+// took. 1,024 rows (some 58,000) keeps well below.
+const forecastsPerStatement = 1024
+
+// forecastChunks cuts rows into statements of at most forecastsPerStatement
+// rows, between rows of different origins where it can (the rows of an
+// origin are issued together), so that a statement's probe for stored
+// forecasts of its origins does not find the rows an earlier statement of
+// the same run just wrote.
+func forecastChunks(rows []ForecastRow) [][]ForecastRow {
+	var out [][]ForecastRow
+	for len(rows) > forecastsPerStatement {
+		n := forecastsPerStatement
+		for n > 0 && rows[n].Origin.Equal(rows[n-1].Origin) {
+			n--
+		}
+		if n == 0 { // one origin's rows fill the statement: cut inside them
+			n = forecastsPerStatement
+		}
+		out, rows = append(out, rows[:n]), rows[n:]
+	}
+	if len(rows) > 0 {
+		out = append(out, rows)
+	}
+	return out
+}
 
 // SaveForecastRun writes what closing a run of the machine's hours made
 // known, in one round trip and one transaction; origins are the ends of the
@@ -569,16 +630,48 @@ func (s *Store) SaveForecastRun(ctx context.Context, machineID, tz string, origi
 		closed[i] = o.Unix() / 3600
 	}
 	first, last := origins[0], origins[len(origins)-1]
-	b := &pgx.Batch{}
-	if !pruneBefore.IsZero() {
-		b.Queue(`DELETE FROM energy_forecasts WHERE machine_id = $1 AND target_bucket < $2`, machineID, pruneBefore)
+	chunks := forecastChunks(rows)
+	batch := func(mayInsert bool) *pgx.Batch {
+		b := &pgx.Batch{}
+		if !pruneBefore.IsZero() {
+			// A target before the bound has its origin before it too
+			// (target_bucket >= origin): the origin bound lets the key
+			// index find the rows to delete instead of walking every
+			// forecast of the machine (3 ms a call in a backfill).
+			b.Queue(`DELETE FROM energy_forecasts WHERE machine_id = $1 AND origin < $2 AND target_bucket < $2`,
+				machineID, pruneBefore)
+		}
+		for _, chunk := range chunks {
+			lo, hi := chunk[0].Origin, chunk[0].Origin
+			for _, r := range chunk[1:] {
+				if r.Origin.Before(lo) {
+					lo = r.Origin
+				}
+				if r.Origin.After(hi) {
+					hi = r.Origin
+				}
+			}
+			b.Queue(saveForecastsSQL, append(forecastArgs(chunk), tz, closed, machineID, lo, hi, mayInsert)...)
+		}
+		b.Queue(scoreRunSQL, machineID, tz, first.Add(-25*time.Hour), last, closed)
+		return b
 	}
-	for chunk := range slices.Chunk(rows, forecastsPerStatement) {
-		b.Queue(saveForecastsSQL, append(forecastArgs(chunk), tz, closed)...)
+	err := s.pool.SendBatch(ctx, batch(true)).Close()
+	if isForecastKeyViolation(err) {
+		// Another transaction stored a key of the run after the probe's
+		// snapshot (a redelivery racing the run): nothing was written;
+		// upsert it all.
+		err = s.pool.SendBatch(ctx, batch(false)).Close()
 	}
-	b.Queue(scoreRunSQL, machineID, tz, first.Add(-25*time.Hour), last, closed)
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err != nil {
 		return fmt.Errorf("save %d forecasts of %s: %w", len(rows), machineID, unavailable(err))
 	}
 	return nil
+}
+
+// isForecastKeyViolation reports whether err is a unique violation of
+// energy_forecasts' key.
+func isForecastKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "energy_forecasts_key"
 }
