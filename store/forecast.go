@@ -126,15 +126,7 @@ var forecastRunRowsSQL = `
 		SELECT u.*, CASE WHEN ` + targetEndSQL("u", "$13") + ` <= h.closed_through + interval '1 hour'
 		          OR (` + closedHourSQL("u", "$13") + ` = ANY ($14::bigint[])
 		              AND u.target_bucket >= to_timestamp((` + closedHourSQL("u", "$13") + ` - 25) * 3600))
-			THEN CASE u.resolution
-				WHEN '15min' THEN (SELECT r.total_energy_kwh FROM energy_readings_15min r
-				                   WHERE r.machine_id = u.machine_id AND r.bucket = u.target_bucket)
-				WHEN '1hour' THEN (SELECT r.total_energy_kwh FROM energy_readings_1hour r
-				                   WHERE r.machine_id = u.machine_id AND r.bucket = u.target_bucket)
-				WHEN '1day' THEN (SELECT sum(r.total_energy_kwh) FROM energy_readings_1hour r
-				                  WHERE r.machine_id = u.machine_id AND r.bucket >= u.target_bucket
-				                    AND r.bucket < ((u.target_bucket AT TIME ZONE $13) + interval '1 day') AT TIME ZONE $13)
-			END
+			THEN ` + actualScalarSQL("u", "$13") + `
 		END
 		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int[],
 			$6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::text[])
@@ -155,11 +147,14 @@ var forecastRunRowsSQL = `
 // read again), as closing the run hour by hour does: the insert keeps it,
 // and the scoring looks only at unscored rows. Both inserts are planned; the
 // probe, evaluated once for the statement's snapshot, stops the one not
-// taken before it reads a row.
+// taken before it reads a row. The probe names every resolution the table
+// allows, so that the latest index, should a plan pick it, reads only the
+// range of the run's origins.
 var saveForecastsSQL = `
 		WITH probe AS (
 			SELECT NOT $18::bool OR EXISTS (SELECT FROM energy_forecasts e
-			                                WHERE e.machine_id = $15 AND e.origin >= $16 AND e.origin <= $17) AS stored
+			                                WHERE e.machine_id = $15 AND e.origin >= $16 AND e.origin <= $17
+			                                  AND e.resolution IN ('15min', '1hour', '1day')) AS stored
 		), inserted AS (
 			INSERT INTO energy_forecasts (machine_id, origin, target_bucket, resolution, horizon,
 				predicted_kwh, predicted_kw, lower_80, upper_80, lower_95, upper_95, model, actual_kwh)
@@ -253,6 +248,22 @@ func actualEnergySQL(x, tz string) string {
 				HAVING count(*) > 0`)
 }
 
+// actualScalarSQL is actualEnergySQL as a scalar expression: the energy of
+// forecast row x's target, NULL while the target has no rollup rows (a
+// rollup's total_energy_kwh is never NULL). Only the lookup of x's
+// resolution runs.
+func actualScalarSQL(x, tz string) string {
+	return strings.NewReplacer("x.", x+".", "$tz", tz).Replace(`CASE x.resolution
+				WHEN '15min' THEN (SELECT r.total_energy_kwh FROM energy_readings_15min r
+				                   WHERE r.machine_id = x.machine_id AND r.bucket = x.target_bucket)
+				WHEN '1hour' THEN (SELECT r.total_energy_kwh FROM energy_readings_1hour r
+				                   WHERE r.machine_id = x.machine_id AND r.bucket = x.target_bucket)
+				WHEN '1day' THEN (SELECT sum(r.total_energy_kwh) FROM energy_readings_1hour r
+				                  WHERE r.machine_id = x.machine_id AND r.bucket >= x.target_bucket
+				                    AND r.bucket < ((x.target_bucket AT TIME ZONE $tz) + interval '1 day') AT TIME ZONE $tz)
+			END`)
+}
+
 // targetEndSQL is the end of forecast row x's target bucket; a daily
 // target's day is local to the time zone of placeholder tz.
 func targetEndSQL(x, tz string) string {
@@ -277,10 +288,22 @@ var (
 	// end (a local day, the longest target, has at most 25 hours). $3 = the
 	// first origin − 25 h and $4 = the last origin bound the index range, so
 	// the cost follows the run, not the forecasts stored.
-	scoreRunSQL = scoreForecastsSQL(`f.actual_kwh IS NULL
-			  AND f.resolution IN ('15min', '1hour', '1day') AND f.target_bucket < $4
-			  AND ` + closedHourSQL("f", "$2") + ` = ANY ($5::bigint[])
-			  AND f.target_bucket >= to_timestamp((` + closedHourSQL("f", "$2") + ` - 25) * 3600)`)
+	//
+	// It is one UPDATE of the rows it finds, with no join of the table to
+	// itself (scoreForecastsSQL's CTE joined back by key): a plan made
+	// while the table was small joined two scans of the machine's rows in a
+	// nested loop, 2.3 s a call once they numbered 6,790 (EXPLAIN of the
+	// generic plan made on an empty table, even without sequential scans).
+	// The actual is looked up twice per row scored, in the filter and in
+	// the new value.
+	scoreRunSQL = `
+		UPDATE energy_forecasts f SET actual_kwh = ` + actualScalarSQL("f", "$2") + `
+		WHERE f.machine_id = $1 AND f.target_bucket >= $3 AND f.actual_kwh IS NULL
+		  AND f.resolution IN ('15min', '1hour', '1day') AND f.target_bucket < $4
+		  AND ` + closedHourSQL("f", "$2") + ` = ANY ($5::bigint[])
+		  AND f.target_bucket >= to_timestamp((` + closedHourSQL("f", "$2") + ` - 25) * 3600)
+		  AND ` + targetEndSQL("f", "$2") + ` <= $4
+		  AND ` + actualScalarSQL("f", "$2") + ` IS NOT NULL`
 )
 
 // closedHourSQL is the hour within which forecast row x's target ends, as
@@ -633,13 +656,26 @@ func (s *Store) SaveForecastRun(ctx context.Context, machineID, tz string, origi
 	chunks := forecastChunks(rows)
 	batch := func(mayInsert bool) *pgx.Batch {
 		b := &pgx.Batch{}
+		// Every statement below reads or writes a few rows of one machine
+		// through an index. A prepared statement's generic plan is made
+		// once, on its sixth execution, and kept while the table grows: in
+		// a backfill that is while energy_forecasts is still empty (the
+		// first runs write no forecast, too little history), and the plan
+		// scans it sequentially — the scoring joined two such scans, up to
+		// 4.3 s a call once the table had grown (bench backfill,
+		// pg_stat_statements). Without sequential scans, for this
+		// transaction only, every plan made here uses the indexes whatever
+		// the table's size when it was made.
+		b.Queue(`SELECT set_config('enable_seqscan', 'off', true)`)
 		if !pruneBefore.IsZero() {
 			// A target before the bound has its origin before it too
 			// (target_bucket >= origin): the origin bound lets the key
 			// index find the rows to delete instead of walking every
-			// forecast of the machine (3 ms a call in a backfill).
-			b.Queue(`DELETE FROM energy_forecasts WHERE machine_id = $1 AND origin < $2 AND target_bucket < $2`,
-				machineID, pruneBefore)
+			// forecast of the machine (3 ms a call in a backfill). The
+			// resolutions (every one the table allows) let the latest
+			// index serve as well, should a plan pick it.
+			b.Queue(`DELETE FROM energy_forecasts WHERE machine_id = $1 AND origin < $2 AND target_bucket < $2
+				AND resolution IN ('15min', '1hour', '1day')`, machineID, pruneBefore)
 		}
 		for _, chunk := range chunks {
 			lo, hi := chunk[0].Origin, chunk[0].Origin
