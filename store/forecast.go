@@ -214,44 +214,28 @@ func (s *Store) UpsertForecasts(ctx context.Context, rows []ForecastRow) error {
 // walks every forecast the machine ever got (28 per closed hour), which
 // made it the most expensive statement of a backfill (27 ms a call after
 // ten days of history, measured with pg_stat_statements).
+//
+// It is one UPDATE of the rows it finds, with no join of the table to
+// itself (a CTE of the actuals joined back by key): a plan made while the
+// table was small joined two scans of the machine's rows in a nested loop,
+// 2.3 s a call once they numbered 6,790 (EXPLAIN of the generic plan made
+// on an empty table, even without sequential scans). A row is written only
+// when its actual changes; a target without rollup rows (actual NULL)
+// keeps what it has. The actual is looked up in the filter and again in
+// the new value of a row written.
 func scoreForecastsSQL(filter string) string {
 	return `
-		WITH actual AS (
-			SELECT f.origin, f.target_bucket, f.resolution, a.kwh
-			FROM energy_forecasts f
-			CROSS JOIN LATERAL (` + actualEnergySQL("f", "$2") + `) a
-			WHERE f.machine_id = $1 AND f.target_bucket >= $3 AND ` + filter + `
-			  AND ` + targetEndSQL("f", "$2") + ` <= $4
-		)
-		UPDATE energy_forecasts f SET actual_kwh = actual.kwh
-		FROM actual
-		WHERE f.machine_id = $1 AND f.origin = actual.origin AND f.target_bucket = actual.target_bucket
-		  AND f.resolution = actual.resolution AND f.actual_kwh IS DISTINCT FROM actual.kwh`
+		UPDATE energy_forecasts f SET actual_kwh = ` + actualScalarSQL("f", "$2") + `
+		WHERE f.machine_id = $1 AND f.target_bucket >= $3 AND ` + filter + `
+		  AND ` + targetEndSQL("f", "$2") + ` <= $4
+		  AND f.actual_kwh IS DISTINCT FROM coalesce(` + actualScalarSQL("f", "$2") + `, f.actual_kwh)`
 }
 
-// actualEnergySQL is a subquery giving the energy of forecast row x's
-// target (one row kwh, or none while the target has no rollup rows): from
-// energy_readings_15min and energy_readings_1hour, and for a daily target
-// the sum of the hours of the local day in the time zone of placeholder tz.
-func actualEnergySQL(x, tz string) string {
-	return strings.NewReplacer("x.", x+".", "$tz", tz).Replace(`
-				SELECT r.total_energy_kwh AS kwh FROM energy_readings_15min r
-				WHERE x.resolution = '15min' AND r.machine_id = x.machine_id AND r.bucket = x.target_bucket
-				UNION ALL
-				SELECT r.total_energy_kwh FROM energy_readings_1hour r
-				WHERE x.resolution = '1hour' AND r.machine_id = x.machine_id AND r.bucket = x.target_bucket
-				UNION ALL
-				SELECT sum(r.total_energy_kwh) FROM energy_readings_1hour r
-				WHERE x.resolution = '1day' AND r.machine_id = x.machine_id
-				  AND r.bucket >= x.target_bucket
-				  AND r.bucket < ((x.target_bucket AT TIME ZONE $tz) + interval '1 day') AT TIME ZONE $tz
-				HAVING count(*) > 0`)
-}
-
-// actualScalarSQL is actualEnergySQL as a scalar expression: the energy of
-// forecast row x's target, NULL while the target has no rollup rows (a
-// rollup's total_energy_kwh is never NULL). Only the lookup of x's
-// resolution runs.
+// actualScalarSQL is the energy of forecast row x's target, NULL while the
+// target has no rollup rows (a rollup's total_energy_kwh is never NULL):
+// from energy_readings_15min and energy_readings_1hour, and for a daily
+// target the sum of the hours of the local day in the time zone of
+// placeholder tz. Only the lookup of x's resolution runs.
 func actualScalarSQL(x, tz string) string {
 	return strings.NewReplacer("x.", x+".", "$tz", tz).Replace(`CASE x.resolution
 				WHEN '15min' THEN (SELECT r.total_energy_kwh FROM energy_readings_15min r
@@ -288,22 +272,10 @@ var (
 	// end (a local day, the longest target, has at most 25 hours). $3 = the
 	// first origin − 25 h and $4 = the last origin bound the index range, so
 	// the cost follows the run, not the forecasts stored.
-	//
-	// It is one UPDATE of the rows it finds, with no join of the table to
-	// itself (scoreForecastsSQL's CTE joined back by key): a plan made
-	// while the table was small joined two scans of the machine's rows in a
-	// nested loop, 2.3 s a call once they numbered 6,790 (EXPLAIN of the
-	// generic plan made on an empty table, even without sequential scans).
-	// The actual is looked up twice per row scored, in the filter and in
-	// the new value.
-	scoreRunSQL = `
-		UPDATE energy_forecasts f SET actual_kwh = ` + actualScalarSQL("f", "$2") + `
-		WHERE f.machine_id = $1 AND f.target_bucket >= $3 AND f.actual_kwh IS NULL
-		  AND f.resolution IN ('15min', '1hour', '1day') AND f.target_bucket < $4
-		  AND ` + closedHourSQL("f", "$2") + ` = ANY ($5::bigint[])
-		  AND f.target_bucket >= to_timestamp((` + closedHourSQL("f", "$2") + ` - 25) * 3600)
-		  AND ` + targetEndSQL("f", "$2") + ` <= $4
-		  AND ` + actualScalarSQL("f", "$2") + ` IS NOT NULL`
+	scoreRunSQL = scoreForecastsSQL(`f.actual_kwh IS NULL
+			  AND f.resolution IN ('15min', '1hour', '1day') AND f.target_bucket < $4
+			  AND ` + closedHourSQL("f", "$2") + ` = ANY ($5::bigint[])
+			  AND f.target_bucket >= to_timestamp((` + closedHourSQL("f", "$2") + ` - 25) * 3600)`)
 )
 
 // closedHourSQL is the hour within which forecast row x's target ends, as
@@ -334,11 +306,19 @@ func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since,
 		}
 		upTo = *latest
 	}
-	tag, err := s.pool.Exec(ctx, scoreAllSQL, machineID, tz, since, upTo)
-	if err != nil {
+	// As in SaveForecastRun: the plans stay on the indexes however small
+	// the table was when they were made.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('enable_seqscan', 'off', true)`)
+	var written int64
+	b.Queue(scoreAllSQL, machineID, tz, since, upTo).Exec(func(tag pgconn.CommandTag) error {
+		written = tag.RowsAffected()
+		return nil
+	})
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return 0, fmt.Errorf("score forecasts of %s: %w", machineID, unavailable(err))
 	}
-	return tag.RowsAffected(), nil
+	return written, nil
 }
 
 const forecastColumns = `machine_id::text, origin, target_bucket, resolution, horizon, predicted_kwh,
