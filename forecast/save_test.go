@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/enms/enms-analytics/forecast"
+	"github.com/enms/enms-analytics/store"
 )
 
 // TestHoursClosedRacingWriter: a new run's rows go in with a plain INSERT
@@ -95,5 +96,36 @@ func waitForLockWait(t *testing.T, pool *pgxpool.Pool, done <-chan error) {
 			t.Fatal("the run did not wait for the racing writer within 30 s")
 		case <-tick.C:
 		}
+	}
+}
+
+// TestSaveForecastRunKeepsSessionSettings: SaveForecastRun turns
+// sequential scans off for its own transaction only; the connection's next
+// statement plans with the server's setting again (a pool of one
+// connection, so it is the same session).
+func TestSaveForecastRunKeepsSessionSettings(t *testing.T) {
+	t.Parallel()
+	sc := newRunScenario(t)
+	ctx := context.Background()
+	cfg := sc.pool.Config()
+	cfg.MaxConns = 1
+	one, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	if err := forecast.New(forecast.Config{Store: store.New(one)}).HoursClosed(ctx, machineID, sc.hours[:2]); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var seqscan string
+	if err := one.QueryRow(ctx, `SELECT count(*), current_setting('enable_seqscan') FROM energy_forecasts`).Scan(&n, &seqscan); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2*28 { // origins day 60 01:00 and 02:00: no local midnight
+		t.Fatalf("%d rows, want 2 × 28 = 56", n)
+	}
+	if seqscan != "on" {
+		t.Errorf("enable_seqscan = %s after the run, want on", seqscan)
 	}
 }
