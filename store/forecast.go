@@ -608,7 +608,8 @@ func forecastChunks(rows []ForecastRow) [][]ForecastRow {
 }
 
 // SaveForecastRun writes what closing a run of the machine's hours made
-// known, in one round trip and one transaction; origins are the ends of the
+// known, in one round trip and one transaction (a second when a writer
+// racing the run stored one of its keys first); origins are the ends of the
 // hours (whole hours), in increasing order, and rows the forecasts issued
 // from them. It deletes the machine's forecasts whose target starts before
 // pruneBefore (unless zero: no prune); upserts rows, with the actuals of the
