@@ -239,6 +239,30 @@ func (e *benchEnv) createDB(ctx context.Context, name string) (string, error) {
 	return e.dbURL(name)
 }
 
+// seededDB creates the database name with the simulated plant's factories
+// and machines, and returns its URL, a pool on it (the caller closes it)
+// and the machines.
+func (e *benchEnv) seededDB(ctx context.Context, name string, plant simulator.Plant) (string, *pgxpool.Pool, []simulator.Machine, error) {
+	url, err := e.createDB(ctx, name)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("bench: open pool on %s: %w", name, err)
+	}
+	if err := simulator.SeedPlant(ctx, pool, plant); err != nil {
+		pool.Close()
+		return "", nil, nil, err
+	}
+	machines, err := simulator.Machines(ctx, pool, plant.Names())
+	if err != nil {
+		pool.Close()
+		return "", nil, nil, err
+	}
+	return url, pool, machines, nil
+}
+
 func (e *benchEnv) dbURL(name string) (string, error) {
 	u, err := neturl.Parse(e.adminURL)
 	if err != nil {
@@ -339,24 +363,13 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 
 	// 3. The service's database: the simulated plant, a training machine
 	// and the burst machines with their history, then the worker.
-	url, err := env.createDB(ctx, "main")
+	url, pool, machines, err := env.seededDB(ctx, "main", plant)
 	if err != nil {
 		return nil, err
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		return nil, fmt.Errorf("bench: open pool: %w", err)
 	}
 	defer pool.Close()
 	if err := pool.QueryRow(ctx, `SHOW server_version`).Scan(&rep.Machine.PostgresVersion); err != nil {
 		return nil, fmt.Errorf("bench: server version: %w", err)
-	}
-	if err := simulator.SeedPlant(ctx, pool, plant); err != nil {
-		return nil, err
-	}
-	machines, err := simulator.Machines(ctx, pool, plant.Names())
-	if err != nil {
-		return nil, err
 	}
 	from, to := backfillPeriod(o)
 	burstHour := from.AddDate(0, 0, -30)
@@ -468,18 +481,15 @@ func benchIngest(ctx context.Context, env *benchEnv, gen *simulator.Generator, p
 		took time.Duration
 	}
 	var targets [2]*target // with, without
+	var machines []simulator.Machine
 	for i, name := range []string{"ingest_with", "ingest_without"} {
-		url, err := env.createDB(ctx, name)
-		if err != nil {
-			return err
-		}
-		pool, err := pgxpool.New(ctx, url)
+		_, pool, ms, err := env.seededDB(ctx, name, plant)
 		if err != nil {
 			return err
 		}
 		defer pool.Close()
-		if err := simulator.SeedPlant(ctx, pool, plant); err != nil {
-			return err
+		if i == 0 {
+			machines = ms
 		}
 		if i == 1 {
 			if _, err := pool.Exec(ctx, `ALTER TABLE energy_readings DISABLE TRIGGER USER`); err != nil {
@@ -487,10 +497,6 @@ func benchIngest(ctx context.Context, env *benchEnv, gen *simulator.Generator, p
 			}
 		}
 		targets[i] = &target{pool: pool}
-	}
-	machines, err := simulator.Machines(ctx, targets[0].pool, plant.Names())
-	if err != nil {
-		return err
 	}
 	const batch = 1000
 	need := o.IngestBatches * batch
@@ -635,22 +641,11 @@ func waitIdle(ctx context.Context, pool *pgxpool.Pool, interval, timeout time.Du
 // benchWriteAlone writes the backfill benchBackfill writes, over the same
 // period, into a database of its own that no worker serves.
 func benchWriteAlone(ctx context.Context, env *benchEnv, gen *simulator.Generator, plant simulator.Plant, o benchOptions, rep *benchReport, logf func(string, ...any)) error {
-	url, err := env.createDB(ctx, "write_alone")
-	if err != nil {
-		return err
-	}
-	pool, err := pgxpool.New(ctx, url)
+	_, pool, machines, err := env.seededDB(ctx, "write_alone", plant)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := simulator.SeedPlant(ctx, pool, plant); err != nil {
-		return err
-	}
-	machines, err := simulator.Machines(ctx, pool, plant.Names())
-	if err != nil {
-		return err
-	}
 	from, to := backfillPeriod(o)
 	start := time.Now()
 	if _, err := simulator.Backfill(ctx, pool, gen, machines, simulator.BackfillOptions{From: from, To: to, Step: o.Step}); err != nil {
