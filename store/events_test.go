@@ -199,11 +199,13 @@ func TestClaimRunsConcurrentClaimers(t *testing.T) {
 
 	var mu sync.Mutex
 	claimed := map[int64]int{}
-	holder := map[string]string{} // machine → claimer holding one of its runs
-	lastID := map[string]int64{}  // machine → newest event claimed
+	lastID := map[string]int64{} // machine → newest event claimed
 	longest, done := 0, 0
+	var failures []error
+	fail := func(err error) { // call under mu
+		failures = append(failures, err)
+	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
 	for w := range 4 {
 		owner := fmt.Sprintf("claimer-%d", w)
 		wg.Add(1)
@@ -211,56 +213,51 @@ func TestClaimRunsConcurrentClaimers(t *testing.T) {
 			defer wg.Done()
 			for {
 				mu.Lock()
-				finished := done == nMachines*nHours
+				finished := done == nMachines*nHours || len(failures) > 0
 				mu.Unlock()
 				if finished {
 					return
 				}
 				runs, err := st.ClaimRuns(ctx, owner, 3, maxRun, []triggers.Kind{triggers.KindHourClosed}, time.Minute)
+				if err == nil {
+					err = heldByOthers(ctx, pool, owner, runs)
+				}
 				if err != nil {
-					errs <- err
+					mu.Lock()
+					fail(err)
+					mu.Unlock()
 					return
 				}
 				var all []triggers.Event
 				mu.Lock()
 				for _, run := range runs {
 					m := run[0].MachineID
-					if h, ok := holder[m]; ok {
-						errs <- fmt.Errorf("%s claimed machine %s while %s holds it", owner, m, h)
-					}
-					holder[m] = owner
 					for _, ev := range run {
 						claimed[ev.ID]++
 						if ev.ID <= lastID[m] {
-							errs <- fmt.Errorf("machine %s: event %d claimed after event %d", m, ev.ID, lastID[m])
+							fail(fmt.Errorf("machine %s: event %d claimed after event %d", m, ev.ID, lastID[m]))
 						}
 						lastID[m] = ev.ID
 					}
 					longest = max(longest, len(run))
 					all = append(all, run...)
 				}
-				// Let go of the machines before their events are done: no
-				// other claimer can take them until CompleteEvents commits.
-				for _, run := range runs {
-					delete(holder, run[0].MachineID)
-				}
 				mu.Unlock()
 				if len(all) == 0 {
 					continue
 				}
-				if err := st.CompleteEvents(ctx, owner, all); err != nil {
-					errs <- err
-					return
-				}
+				err = st.CompleteEvents(ctx, owner, all)
 				mu.Lock()
+				if err != nil {
+					fail(err)
+				}
 				done += len(all)
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range failures {
 		t.Error(err)
 	}
 	if len(claimed) != nMachines*nHours {
@@ -280,6 +277,27 @@ func TestClaimRunsConcurrentClaimers(t *testing.T) {
 	if n != nMachines {
 		t.Errorf("%d machines have last_closed_hour = hour0 + 199 h, want %d", n, nMachines)
 	}
+}
+
+// heldByOthers fails when a machine of runs, just claimed by owner, has an
+// event that another claimer still holds (leased, not done): a claim must
+// wait until every event of the machine claimed before is done. Checked
+// while owner holds the runs, before it completes them.
+func heldByOthers(ctx context.Context, pool *pgxpool.Pool, owner string, runs [][]triggers.Event) error {
+	for _, run := range runs {
+		var holders []string
+		err := pool.QueryRow(ctx, `
+			SELECT coalesce(array_agg(DISTINCT locked_by ORDER BY locked_by), '{}') FROM analytics_events
+			 WHERE machine_id = $1 AND done_at IS NULL AND locked_by <> $2 AND locked_until > now()`,
+			run[0].MachineID, owner).Scan(&holders)
+		if err != nil {
+			return err
+		}
+		if len(holders) > 0 {
+			return fmt.Errorf("%s claimed machine %s while %v hold(s) events of it", owner, run[0].MachineID, holders)
+		}
+	}
+	return nil
 }
 
 // BenchmarkClaimRuns times one claim on a backfill: 20 machines with 500
