@@ -44,7 +44,7 @@ func setup(t testing.TB, cfg func(*Config)) *bundle {
 // register, when given, adds handlers before the worker runs.
 func (b *bundle) startWorker(t testing.TB, register ...func(*listener.Worker)) *listener.Worker {
 	t.Helper()
-	w, err := listener.New(listener.Config{Store: b.st, PollInterval: 200 * time.Millisecond})
+	w, err := listener.New(listener.Config{Store: b.st, PollInterval: 200 * time.Millisecond, Logger: workertest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ package workertest
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,4 +50,18 @@ func Start(tb testing.TB, w Worker) (stop func()) {
 		tb.Fatalf("worker not ready after %s", readyTimeout)
 	}
 	return stop
+}
+
+// Logger returns a logger that writes warnings and errors to the test's
+// log, so that a worker's retries, failed claims and parked events show in
+// a failing test's output instead of vanishing.
+func Logger(tb testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
