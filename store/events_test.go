@@ -67,6 +67,21 @@ func insertEvents(t testing.TB, pool *pgxpool.Pool, machine string, rows ...outb
 	}
 }
 
+// insertBacklog writes pending hour_closed events of hours 0 … n−1 for
+// each machine, hour by hour (ids follow the hours), as a backfill leaves
+// them.
+func insertBacklog(t testing.TB, pool *pgxpool.Pool, ms []string, n int) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), `
+		INSERT INTO analytics_events (kind, machine_id, bucket)
+		SELECT 'hour_closed', m::uuid, $2::timestamptz + h * interval '1 hour'
+		  FROM generate_series(0, $3 - 1) h, unnest($1::text[]) m
+		 ORDER BY h, m`, ms, hour0, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // runLabel names a run by its events' kinds and hours, e.g.
 // "hour_closed@0,1" or "status_changed".
 func runLabel(run []triggers.Event) string {
@@ -188,14 +203,7 @@ func TestClaimRunsConcurrentClaimers(t *testing.T) {
 	ctx := context.Background()
 	const nMachines, nHours, maxRun = 10, 200, 16
 	ms := newMachines(t, pool, nMachines)
-	_, err := pool.Exec(ctx, `
-		INSERT INTO analytics_events (kind, machine_id, bucket)
-		SELECT 'hour_closed', m::uuid, $2::timestamptz + h * interval '1 hour'
-		  FROM generate_series(0, $3 - 1) h, unnest($1::text[]) m
-		 ORDER BY h, m`, ms, hour0, nHours)
-	if err != nil {
-		t.Fatal(err)
-	}
+	insertBacklog(t, pool, ms, nHours)
 
 	var mu sync.Mutex
 	claimed := map[int64]int{}
@@ -311,14 +319,7 @@ func BenchmarkClaimRuns(b *testing.B) {
 	st := store.New(pool)
 	ctx := context.Background()
 	ms := newMachines(b, pool, 20)
-	_, err := pool.Exec(ctx, `
-		INSERT INTO analytics_events (kind, machine_id, bucket)
-		SELECT 'hour_closed', m::uuid, $2::timestamptz + h * interval '1 hour'
-		  FROM generate_series(0, 499) h, unnest($1::text[]) m
-		 ORDER BY h, m`, ms, hour0)
-	if err != nil {
-		b.Fatal(err)
-	}
+	insertBacklog(b, pool, ms, 500)
 	if _, err := pool.Exec(ctx, `ANALYZE analytics_events`); err != nil {
 		b.Fatal(err)
 	}
