@@ -122,17 +122,24 @@ func (r *recorder) handle(ctx context.Context, ev triggers.Event) error {
 // waitFor waits until cond (called under the recorder's lock) holds.
 func (r *recorder) waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
+	waitLocked(t, &r.mu, r.changed, what, cond)
+}
+
+// waitLocked waits until cond, called with mu held, holds; changed is
+// signalled after each change that may make it hold.
+func waitLocked(t testing.TB, mu *sync.Mutex, changed <-chan struct{}, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.NewTimer(waitTimeout)
 	defer deadline.Stop()
 	for {
-		r.mu.Lock()
+		mu.Lock()
 		ok := cond()
-		r.mu.Unlock()
+		mu.Unlock()
 		if ok {
 			return
 		}
 		select {
-		case <-r.changed:
+		case <-changed:
 		case <-deadline.C:
 			t.Fatalf("timed out after %s waiting for %s", waitTimeout, what)
 		}

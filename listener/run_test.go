@@ -85,23 +85,10 @@ func (r *runRecorder) event(withRuns bool) Handler {
 	}
 }
 
+// waitFor waits until cond (called under the recorder's lock) holds.
 func (r *runRecorder) waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		r.mu.Lock()
-		ok := cond()
-		r.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-r.changed:
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", waitTimeout, what)
-		}
-	}
+	waitLocked(t, &r.mu, r.changed, what, cond)
 }
 
 // spans returns a machine's runs that succeeded, as "a-b" hour spans.
@@ -340,25 +327,22 @@ func TestTwoWorkersRuns(t *testing.T) {
 	if err := closeHours(ctx, b.pool, ms, hours(hour0, backlog)); err != nil {
 		t.Fatal(err)
 	}
+	rec := newRecorder()
 	var mu sync.Mutex
-	calls := map[int64]int{}
-	order := map[string][]int64{}
-	longest, total := 0, 0
+	longest := 0
 	perWorker := [2]int{}
-	changed := make(chan struct{}, 1)
 	for i := range 2 {
 		w := newWorker(t, b, Config{Concurrency: 3, BatchSize: 7, MaxRun: maxRun})
 		w.HandleRun(triggers.KindHourClosed, func(ctx context.Context, evs []triggers.Event) error {
 			mu.Lock()
-			for _, ev := range evs {
-				calls[ev.ID]++
-				order[ev.MachineID] = append(order[ev.MachineID], ev.ID)
-			}
 			longest = max(longest, len(evs))
-			total += len(evs)
 			perWorker[i] += len(evs)
 			mu.Unlock()
-			wake(changed)
+			for _, ev := range evs {
+				if err := rec.handle(ctx, ev); err != nil {
+					return err
+				}
+			}
 			return nil
 		})
 		workertest.Start(t, w)
@@ -369,36 +353,20 @@ func TestTwoWorkersRuns(t *testing.T) {
 		}
 	}
 	want := len(ms) * (backlog + live) // 800
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		mu.Lock()
-		n := len(calls)
-		mu.Unlock()
-		if n == want {
-			break
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			t.Fatalf("%d of %d events handled after %s", n, want, waitTimeout)
+	rec.waitFor(t, "800 events handled", func() bool { return rec.distinct() == want })
+	rec.checkOnceInOrder(t)
+	rec.mu.Lock()
+	if rec.total != want {
+		t.Errorf("%d events handed to run handlers, want each of the %d once", rec.total, want)
+	}
+	for m, evs := range rec.order {
+		if len(evs) != backlog+live {
+			t.Errorf("machine %s: %d events handled, want %d", m, len(evs), backlog+live)
 		}
 	}
+	rec.mu.Unlock()
 	mu.Lock()
 	defer mu.Unlock()
-	if total != want {
-		t.Errorf("%d events handed to run handlers, want each of the %d once", total, want)
-	}
-	for id, n := range calls {
-		if n != 1 {
-			t.Errorf("event %d handled %d times", id, n)
-		}
-	}
-	for m, ids := range order {
-		if !slices.IsSorted(ids) || len(ids) != backlog+live {
-			t.Errorf("machine %s: %d events handled, in order %v; want %d in id order", m, len(ids), slices.IsSorted(ids), backlog+live)
-		}
-	}
 	if longest != maxRun {
 		t.Errorf("longest run %d events, want MaxRun = %d", longest, maxRun)
 	}
