@@ -146,9 +146,6 @@ func (u *RollingRun) Step(hour time.Time, include bool) error {
 	return nil
 }
 
-// Steps is how many hours were stepped.
-func (u *RollingRun) Steps() int { return u.steps }
-
 // Commit writes the stepped hours in one transaction. It fails, writing
 // nothing, when the stored model changed since StartRun.
 func (u *RollingRun) Commit(ctx context.Context) error {
