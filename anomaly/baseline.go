@@ -174,7 +174,8 @@ func (s *Service) stepRun(ctx context.Context, bl *baseline.Service, machineID s
 // the hour (baseline.Service.Revise), the hour and any later hour whose
 // verdict follows from it are re-scored, and every re-scored hour is let
 // into or kept out of the rolling model by its new verdict
-// (baseline.Service.SetLearned). Register it together with HourClosedHandler.
+// (baseline.Service.SetLearned). Register it together with HourClosedHandler
+// (or a run handler calling HoursClosed).
 func (s *Service) HourRevisedHandler(bl *baseline.Service) func(context.Context, triggers.Event) error {
 	return func(ctx context.Context, ev triggers.Event) error {
 		if err := bl.Revise(ctx, ev.MachineID, ev.Bucket); err != nil {

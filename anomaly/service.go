@@ -9,7 +9,10 @@
 // holds the detector state after it, so an hour can be re-scored from the
 // state before it — late data (hour_revised) and POST /anomaly/detect go
 // through the same code as a closing hour, and re-scoring never duplicates an
-// episode (its key is machine, type and first hour).
+// episode (its key is machine, type and first hour). A run of a machine's
+// closed hours (a backfill, HoursClosed) is scored in one transaction while
+// the rolling model steps through it in memory, leaving what scoring the
+// hours one by one leaves.
 //
 // What decides what is described in analytics/anomaly.go: the false-alarm
 // budget ANOMALY_CONTAMINATION is shared by seven detectors, each

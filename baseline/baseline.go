@@ -1,8 +1,9 @@
 // Package baseline is the energy-baseline service (ISO 50006): it assembles
 // hourly features through store, fits them with analytics, and publishes
 // versioned baselines through store; it trains what the request queue asks
-// for, keeps a rolling model per machine refreshed as each hour closes, and
-// scores an hour against it.
+// for, keeps a rolling model per machine refreshed as each hour closes (or
+// stepped in memory through a run of closed hours, RollingRun, written
+// once), and scores an hour against it.
 package baseline
 
 import (

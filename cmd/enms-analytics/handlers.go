@@ -14,14 +14,16 @@ import (
 	"github.com/enms/enms-analytics/triggers"
 )
 
-// registerHandlers plugs the analytics into the worker. For every closed
-// hour, in this order: the hour is scored against the rolling model BEFORE
-// the model learns it (an anomalous or suppressed hour is kept out), then
-// forecasts are issued from it, then the machine's day is snapshotted when
-// the hour closes it — for a run of closed hours (a backfill), each step for
-// the whole run (hoursClosed). A revised hour corrects the rolling model first, then
-// is re-scored, re-forecast and its day re-snapshotted. The anomaly service
-// is returned so the API's /anomaly/detect uses the same configuration.
+// registerHandlers plugs the analytics into the worker. Closed hours come in
+// runs of a machine's consecutive hours (one hour when live, up to
+// WORKER_MAX_RUN in a backfill), which hoursClosed handles step by step for
+// the whole run: each hour is scored against the rolling model BEFORE the
+// model learns it (an anomalous or suppressed hour is kept out), then
+// forecasts are issued from each hour, then the machine's days the hours
+// close are snapshotted; that leaves what handling the hours one by one
+// leaves. A revised hour corrects the rolling model first, then is
+// re-scored, re-forecast and its day re-snapshotted. The anomaly service is
+// returned so the API's /anomaly/detect uses the same configuration.
 func registerHandlers(w *listener.Worker, st *store.Store, cfg Config, logger *slog.Logger) (*anomaly.Service, error) {
 	bl := baseline.New(baseline.Config{
 		Store:            st,
