@@ -326,15 +326,7 @@ func TestHoursClosedRoundTrips(t *testing.T) {
 	pool, _ := fixture(t)
 	insertRollups(t, pool, simPower(5, 41*96), 0, 41*96)
 	ctx := context.Background()
-	var trips roundTrips
-	cfg := pool.Config()
-	cfg.ConnConfig.Tracer = &trips
-	traced, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer traced.Close()
-	st := store.New(traced)
+	st, trips := tracedStore(t, pool)
 	midnight := day0.Add(40 * 24 * time.Hour)
 	var run []time.Time
 	for h := 1; h <= 21; h++ {
@@ -423,15 +415,7 @@ func BenchmarkHoursClosedRun(b *testing.B) {
 				pool, _ := fixture(b)
 				insertRollups(b, pool, simPower(3, 96*96), 0, 96*96) // 90 days of history, 6 of the run
 				ctx := context.Background()
-				var trips roundTrips
-				cfg := pool.Config()
-				cfg.ConnConfig.Tracer = &trips
-				traced, err := pgxpool.NewWithConfig(ctx, cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer traced.Close()
-				st := store.New(traced)
+				st, trips := tracedStore(b, pool)
 				if state == "ahead" {
 					last := day0.Add(96*24*time.Hour - time.Hour)
 					if _, err := pool.Exec(ctx, `INSERT INTO analytics_hour_state (machine_id, open_hour, closed_through)
@@ -460,6 +444,21 @@ func BenchmarkHoursClosedRun(b *testing.B) {
 			})
 		}
 	}
+}
+
+// tracedStore is a Store on a new pool to pool's database, closed at the
+// end of the test, whose queries and batches are counted in trips.
+func tracedStore(tb testing.TB, pool *pgxpool.Pool) (st *store.Store, trips *roundTrips) {
+	tb.Helper()
+	trips = &roundTrips{}
+	cfg := pool.Config()
+	cfg.ConnConfig.Tracer = trips
+	traced, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(traced.Close)
+	return store.New(traced), trips
 }
 
 // roundTrips counts the queries and batches sent through a pool (a pgx
