@@ -51,28 +51,45 @@ const (
 
 func saveBenchMachine(i int) string { return fmt.Sprintf("aaaaaaaa-0000-4000-8000-%012d", i) }
 
-func newSaveBench(b *testing.B) saveBench {
+// insertBenchPlant adds machines 2 … machines to the fixture's factory
+// (machine 1 is machineID) and gives every machine the 15-minute rollups of
+// days 0 … days−1 — power (kW) a daily wave plus a per-machine offset;
+// energy = power × ¼ h — and the hourly rollups summing them.
+func insertBenchPlant(b *testing.B, pool *pgxpool.Pool, machines, days int) {
 	b.Helper()
-	pool, _ := fixture(b) // machine 1 is machineID
 	ctx := context.Background()
-	end := day0.Add(saveBenchDays * 24 * time.Hour)
 	for _, q := range []struct {
 		sql  string
 		args []any
 	}{
 		{`INSERT INTO machines (id, factory_id, name, type, data_interval_seconds)
 			SELECT ('aaaaaaaa-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, $1, 'M' || g, 'compressor', 60
-			FROM generate_series(2, $2) g`, []any{factoryID, saveBenchMachines}},
-		// 15-minute rollups of days 0–17: power (kW) a daily wave plus a
-		// per-machine offset; energy = power × ¼ h.
+			FROM generate_series(2, $2) g`, []any{factoryID, machines}},
 		{`INSERT INTO energy_readings_15min (bucket, machine_id, reading_count, sum_power_kw, min_power_kw, max_power_kw, total_energy_kwh)
 			SELECT $1::timestamptz + q * interval '15 minutes', m.id, 1, p, p, p, p / 4
-			FROM generate_series(0, 17 * 96 - 1) q CROSS JOIN machines m
+			FROM generate_series(0, $2 * 96 - 1) q CROSS JOIN machines m
 			CROSS JOIN LATERAL (SELECT 60 + 30 * sin(2 * pi() * q / 96) + (q * 7 + ascii(m.name)) % 11 AS p) x
-			ORDER BY 1, 2`, []any{day0}},
+			ORDER BY 1, 2`, []any{day0, days}},
 		{`INSERT INTO energy_readings_1hour (bucket, machine_id, reading_count, sum_power_kw, total_energy_kwh, peak_demand_kw, peak_demand_at)
 			SELECT date_trunc('hour', bucket), machine_id, 4, sum(sum_power_kw), sum(total_energy_kwh), max(max_power_kw), min(bucket)
 			FROM energy_readings_15min GROUP BY 1, 2 ORDER BY 1, 2`, nil},
+	} {
+		if _, err := pool.Exec(ctx, q.sql, q.args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func newSaveBench(b *testing.B) saveBench {
+	b.Helper()
+	pool, _ := fixture(b) // machine 1 is machineID
+	ctx := context.Background()
+	end := day0.Add(saveBenchDays * 24 * time.Hour)
+	insertBenchPlant(b, pool, saveBenchMachines, 18) // rollups of days 0–17
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
 		{`INSERT INTO analytics_hour_state (machine_id, open_hour, closed_through)
 			SELECT id, $1, $1 FROM machines`, []any{day0.Add(17*24*time.Hour - time.Hour)}},
 		// The forecasts of origins day 0 01:00 … day 10 00:00, in the order
@@ -314,28 +331,11 @@ func BenchmarkSaveForecastBackfill(b *testing.B) {
 	const machines, days = 5, 7
 	pool, _ := fixture(b)
 	ctx := context.Background()
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`INSERT INTO machines (id, factory_id, name, type, data_interval_seconds)
-			SELECT ('aaaaaaaa-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, $1, 'M' || g, 'compressor', 60
-			FROM generate_series(2, $2) g`, []any{factoryID, machines}},
-		// Rollups of days 0–14 (the daily targets of the last run end on
-		// day 14).
-		{`INSERT INTO energy_readings_15min (bucket, machine_id, reading_count, sum_power_kw, min_power_kw, max_power_kw, total_energy_kwh)
-			SELECT $1::timestamptz + q * interval '15 minutes', m.id, 1, p, p, p, p / 4
-			FROM generate_series(0, 15 * 96 - 1) q CROSS JOIN machines m
-			CROSS JOIN LATERAL (SELECT 60 + 30 * sin(2 * pi() * q / 96) + (q * 7 + ascii(m.name)) % 11 AS p) x
-			ORDER BY 1, 2`, []any{day0}},
-		{`INSERT INTO energy_readings_1hour (bucket, machine_id, reading_count, sum_power_kw, total_energy_kwh, peak_demand_kw, peak_demand_at)
-			SELECT date_trunc('hour', bucket), machine_id, 4, sum(sum_power_kw), sum(total_energy_kwh), max(max_power_kw), min(bucket)
-			FROM energy_readings_15min GROUP BY 1, 2 ORDER BY 1, 2`, nil},
-		{`ANALYZE`, nil},
-	} {
-		if _, err := pool.Exec(ctx, q.sql, q.args...); err != nil {
-			b.Fatal(err)
-		}
+	// Rollups of days 0–14 (the daily targets of the last run end on day
+	// 14).
+	insertBenchPlant(b, pool, machines, 15)
+	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
+		b.Fatal(err)
 	}
 	cfg := pool.Config()
 	cfg.MaxConns = 1
