@@ -74,13 +74,16 @@ func dumpRun(t *testing.T, b *bundle) map[string][]string {
 // records, episodes, rolling models and published baselines that handling
 // them hour by hour leaves. The plant has incidents (anomalous hours kept
 // out of the model), a maintenance window (suppressed hours), a gap of hours
-// without energy, and 40 days: the rolling model is built, re-chooses its
+// without energy inside a run and one at the end (the last run of each
+// machine ends in hours without energy, which score nothing but step the
+// model), and 40 days: the rolling model is built, re-chooses its
 // drivers daily in its first week and is considered for publication every
 // 168 h, each an hour a run must end before.
 func TestRunsEqualHourByHour(t *testing.T) {
 	t.Parallel()
 	p := newPlant(2, 40, 11, true)
 	gapFrom, gapTo := t0.Add(20*24*time.Hour+3*time.Hour), t0.Add(20*24*time.Hour+8*time.Hour)
+	endGap := t0.Add(time.Duration(p.hours-3) * time.Hour) // the last 3 hours
 	newBundle := func() (*bundle, *baseline.Service) {
 		var bl *baseline.Service
 		b := setup(t, p, func(c *Config) {
@@ -94,6 +97,9 @@ func TestRunsEqualHourByHour(t *testing.T) {
 		ctx := context.Background()
 		if _, err := b.pool.Exec(ctx, `DELETE FROM energy_readings_1hour WHERE bucket >= $1 AND bucket < $2`,
 			gapFrom, gapTo); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.pool.Exec(ctx, `DELETE FROM energy_readings_1hour WHERE bucket >= $1`, endGap); err != nil {
 			t.Fatal(err)
 		}
 		// An active baseline on the simulation's own drivers, so that the

@@ -387,8 +387,13 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 				return err
 			}
 		}
-		w := store.ScoringWrite{Hours: pending, Episodes: s.episodeRows(r, converged), LastHour: last}
+		w := store.ScoringWrite{Hours: pending, Episodes: s.episodeRows(r, converged)}
+		// Only an hour scored is recorded as the latest: an hour without
+		// energy scores nothing, and recording the hour before it would make
+		// the state depend on whether a run or its hours one by one ended
+		// there.
 		if !last.Before(from) {
+			w.LastHour = last
 			w.Delete, w.DeleteFrom, w.DeleteTo = true, from, last
 			for k := range r.touched {
 				w.Keep = append(w.Keep, k)
