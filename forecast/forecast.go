@@ -16,7 +16,9 @@
 // re-processed hour all write the same rows — while the work with a warm
 // cache is two round trips (read the new buckets; prune, upsert and score in
 // one batch) and a few O(horizon) predictions per hour. A backfill closes
-// runs of hours at once (HoursClosed): still two round trips, for the run.
+// runs of hours at once (HoursClosed): the same two round trips for the
+// whole run, plus a read of history for each refit (a UTC midnight) and
+// each daily forecast (a local midnight) inside it.
 package forecast
 
 import (
