@@ -154,6 +154,11 @@ type benchReport struct {
 		// on this machine.
 		WriteAloneS                float64 `json:"write_alone_s"`
 		WriteAloneMachineHoursPerS float64 `json:"write_alone_machine_hours_per_s"`
+		// Drain* is a worker started on that database once it is written:
+		// how fast the worker alone works off the backlog.
+		DrainS                float64 `json:"drain_s"`
+		DrainMachineHoursPerS float64 `json:"drain_machine_hours_per_s"`
+		DrainWorkerCPUS       float64 `json:"drain_worker_cpu_s"`
 	} `json:"backfill"`
 
 	TrainLatency     latencyMS `json:"train_latency_ms"`
@@ -357,7 +362,7 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 	}
 
 	// 2. The backfill written with no worker at all, for its ceiling.
-	if err := benchWriteAlone(ctx, env, gen, plant, o, rep, logf); err != nil {
+	if err := benchWriteAlone(ctx, env, gen, plant, cfg, o, rep, stderr, logf); err != nil {
 		return nil, fmt.Errorf("bench backfill without a worker: %w", err)
 	}
 
@@ -436,7 +441,7 @@ func runBench(ctx context.Context, cfg Config, getenv func(string) string, o ben
 		"ingest: energy_readings only, COPY batches of 1,000 simulator readings (all machines, time order), alternating which database goes first; without = same schema with ALTER TABLE energy_readings DISABLE TRIGGER USER (foreign keys still checked)",
 		"hour_close_latency_ms: worker idle; from the COMMIT acknowledgement of the transaction holding the first reading of the next hour (energy, production and environment rows, as the simulator writes them) to analytics_events.done_at of the hour_closed event (all handlers: anomaly score, rolling model, forecast, KPI day); _from_send_ms counts from before the write",
 		"burst_1000_machines_s: one INSERT of a reading for each of the burst machines closes the same hour; from before the INSERT to the last hour_closed event's done_at (burst_hour_close_latency_ms: each machine's done_at from the INSERT's commit acknowledgement); each burst machine has burst_history_days of hourly energy and production rollups before that hour (written directly, not simulated), so this hour is also where each machine's rolling model is first built from that window",
-		"backfill_machine_hours_per_s: hour_closed events processed / seconds from the start of the simulated backfill (COPY with triggers, the worker running alongside) until no event is pending; backfill.worker_cpu_s is the CPU time the worker process used meanwhile (/proc/PID/stat utime + stime), the rest of total_s went to PostgreSQL, the simulator and other load; backfill.write_alone_s is the same backfill written into a fresh database of the same cluster with no worker running (its machine-hours/s is the most the end-to-end figure can reach here)",
+		"backfill_machine_hours_per_s: hour_closed events processed / seconds from the start of the simulated backfill (COPY with triggers, the worker running alongside) until no event is pending; backfill.worker_cpu_s is the CPU time the worker process used meanwhile (/proc/PID/stat utime + stime), the rest of total_s went to PostgreSQL, the simulator and other load; backfill.write_alone_s is the same backfill written into a fresh database of the same cluster with no worker running (its machine-hours/s is the most the end-to-end figure can reach here); backfill.drain_s is a worker then started on that database, from before its process starts until no event is pending (drain_worker_cpu_s: its CPU time from when it answered /health)",
 		"train_latency_ms: INSERT into baseline_train_requests to its baseline_train_done notification (status done checked), 6 drivers",
 		"api_latency_ms: half /api/v1/kpi/all (random simulated machine, random 24 h window), half /api/v1/anomaly/recent (7-day window, half per machine), over loopback HTTP/1.1 keep-alive; each client sends one untimed request first, so connection setup is not in the figures",
 		"HOUR_CLOSE_GRACE is set to 8760h for the worker so the periodic sweep never closes an hour the bench is about to close itself",
@@ -639,9 +644,10 @@ func waitIdle(ctx context.Context, pool *pgxpool.Pool, interval, timeout time.Du
 }
 
 // benchWriteAlone writes the backfill benchBackfill writes, over the same
-// period, into a database of its own that no worker serves.
-func benchWriteAlone(ctx context.Context, env *benchEnv, gen *simulator.Generator, plant simulator.Plant, o benchOptions, rep *benchReport, logf func(string, ...any)) error {
-	_, pool, machines, err := env.seededDB(ctx, "write_alone", plant)
+// period, into a database of its own that no worker serves, then starts a
+// worker on it and times how fast the worker alone drains the backlog.
+func benchWriteAlone(ctx context.Context, env *benchEnv, gen *simulator.Generator, plant simulator.Plant, cfg Config, o benchOptions, rep *benchReport, stderr io.Writer, logf func(string, ...any)) error {
+	url, pool, machines, err := env.seededDB(ctx, "write_alone", plant)
 	if err != nil {
 		return err
 	}
@@ -660,6 +666,35 @@ func benchWriteAlone(ctx context.Context, env *benchEnv, gen *simulator.Generato
 	bf.WriteAloneS = round3(wrote.Seconds())
 	bf.WriteAloneMachineHoursPerS = math.Round(float64(hours)/wrote.Seconds()*10) / 10
 	logf("backfill without a worker: %d machine-hours written in %.1fs (%.0f/s)", hours, wrote.Seconds(), bf.WriteAloneMachineHoursPerS)
+
+	// The drain counts from before the worker process starts (its start is
+	// in the figure) until no event is pending.
+	start = time.Now()
+	w, err := startBenchWorker(ctx, cfg, url, o, stderr)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	cpu0, err := w.cpuTime()
+	if err != nil {
+		return err
+	}
+	parked, err := waitIdle(ctx, pool, 50*time.Millisecond, 30*time.Minute)
+	if err != nil {
+		return err
+	}
+	drained := time.Since(start)
+	cpu1, err := w.cpuTime()
+	if err != nil {
+		return err
+	}
+	if parked > 0 {
+		return fmt.Errorf("%d events parked while the worker drained the backlog", parked)
+	}
+	bf.DrainS = round3(drained.Seconds())
+	bf.DrainMachineHoursPerS = math.Round(float64(hours)/drained.Seconds()*10) / 10
+	bf.DrainWorkerCPUS = round3((cpu1 - cpu0).Seconds())
+	logf("backfill without a worker: a worker started afterwards drained it in %.1fs (%.0f/s)", drained.Seconds(), bf.DrainMachineHoursPerS)
 	return nil
 }
 
