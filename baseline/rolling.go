@@ -365,6 +365,14 @@ func (s *Service) loadOrRebuild(ctx context.Context, tx *store.RollingTx, machin
 			}
 			return r, false, nil
 		}
+		// An hour the model has passed (a redelivery after a run or a
+		// refresh committed, or an hour that closed late) never rebuilds
+		// it: whether to rebuild was decided when the model reached that
+		// hour, and rebuilding now would redo the window up to an hour
+		// already past. The next new hour decides.
+		if r.state.LastHour != nil && !hour.After(*r.state.LastHour) {
+			return r, false, nil
+		}
 	}
 	r, err := s.rebuild(ctx, tx, machineID, hour, activeDrivers, st, missing)
 	if err != nil {

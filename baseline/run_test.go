@@ -1,0 +1,89 @@
+package baseline
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestRunRedeliveredAfterNewDrivers: a worker commits a run of hours 200 …
+// 219 (scores, then the rolling model) and dies before their events are
+// marked done; meanwhile an energy manager activates a baseline on other
+// drivers. The run's events come back one at a time, each hour one the model
+// has already passed: they must leave the model as the run left it. Before,
+// the first of them found the new drivers and rebuilt the model over the
+// window ending at hour 200 — a rebuild at an hour an uninterrupted worker
+// had passed long before, after which hours 201 … 219 were counted as
+// refreshes again. The rebuild on the new drivers belongs to the next new
+// hour, 220, as without the crash.
+func TestRunRedeliveredAfterNewDrivers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *Config) { c.WindowDays = 7; c.MinSamples = 100; c.PublishInterval = 1000 * time.Hour })
+	ctx := context.Background()
+	m := b.machine(t, "redelivered")
+	rows := knownTruth(10*24, 8)
+	b.insertHours(t, m, rows)
+	b.trainActive(t, m, []string{"production_count", "cdd"}, t0.Add(7*24*time.Hour))
+	for _, r := range rows[:200] {
+		if err := b.svc.Refresh(ctx, m, r.hour, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run, ok, err := b.svc.StartRun(ctx, m, rows[200].hour, rows[219].hour)
+	if err != nil || !ok {
+		t.Fatalf("start run: ok %v, %v", ok, err)
+	}
+	for _, r := range rows[200:220] {
+		if err := run.Step(r.hour, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := run.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	committed, err := b.st.ReadRollingState(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b.trainActive(t, m, []string{"production_count"}, t0.Add(7*24*time.Hour))
+	for _, r := range rows[200:220] {
+		if err := b.svc.Refresh(ctx, m, r.hour, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := b.st.ReadRollingState(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.LastHour.Equal(*committed.LastHour) || again.RefreshedCount != committed.RefreshedCount ||
+		!slices.Equal(again.Drivers, committed.Drivers) || !jsonSame(again.Stats, committed.Stats) {
+		t.Errorf("the run's hours again changed the model: last hour %s, %d refreshes, drivers %v; the run left %s, %d, %v",
+			again.LastHour.Format(time.RFC3339), again.RefreshedCount, again.Drivers,
+			committed.LastHour.Format(time.RFC3339), committed.RefreshedCount, committed.Drivers)
+	}
+
+	if err := b.svc.Refresh(ctx, m, rows[220].hour, true); err != nil {
+		t.Fatal(err)
+	}
+	next, err := b.st.ReadRollingState(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(next.Drivers, []string{"production_count"}) || !next.LastHour.Equal(rows[220].hour) {
+		t.Errorf("after hour 220: drivers %v, last hour %s; want the new baseline's drivers from a rebuild at %s",
+			next.Drivers, next.LastHour.Format(time.RFC3339), rows[220].hour.Format(time.RFC3339))
+	}
+}
+
+func jsonSame(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
+}
