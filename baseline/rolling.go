@@ -359,18 +359,18 @@ func (s *Service) loadOrRebuild(ctx context.Context, tx *store.RollingTx, machin
 		if err != nil {
 			return nil, false, err
 		}
+		// An hour the model has passed (a redelivery after a run or a
+		// refresh committed, or an hour that closed late) neither rebuilds
+		// it nor adopts a new active baseline: that was decided when the
+		// model reached the hour, and rebuilding now would redo the window
+		// up to an hour already past. The next new hour decides.
+		if r.state.LastHour != nil && !hour.After(*r.state.LastHour) {
+			return r, false, nil
+		}
 		if keep, adopt := s.keepModel(r, active, hasActive, activeDrivers, hour); keep {
 			if adopt {
 				r.state.SourceBaseline = &active.ID
 			}
-			return r, false, nil
-		}
-		// An hour the model has passed (a redelivery after a run or a
-		// refresh committed, or an hour that closed late) never rebuilds
-		// it: whether to rebuild was decided when the model reached that
-		// hour, and rebuilding now would redo the window up to an hour
-		// already past. The next new hour decides.
-		if r.state.LastHour != nil && !hour.After(*r.state.LastHour) {
 			return r, false, nil
 		}
 	}

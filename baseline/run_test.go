@@ -10,14 +10,16 @@ import (
 
 // TestRunRedeliveredAfterNewDrivers: a worker commits a run of hours 200 …
 // 219 (scores, then the rolling model) and dies before their events are
-// marked done; meanwhile an energy manager activates a baseline on other
-// drivers. The run's events come back one at a time, each hour one the model
-// has already passed: they must leave the model as the run left it. Before,
-// the first of them found the new drivers and rebuilt the model over the
-// window ending at hour 200 — a rebuild at an hour an uninterrupted worker
-// had passed long before, after which hours 201 … 219 were counted as
-// refreshes again. The rebuild on the new drivers belongs to the next new
-// hour, 220, as without the crash.
+// marked done; meanwhile an energy manager activates a new baseline. The
+// run's events come back one at a time, each hour one the model has already
+// passed: they must leave the model as the run left it, as they would an
+// uninterrupted worker's. Two cases: a baseline on the same drivers, which
+// the model adopts as its source (the version the next hour is scored
+// with) at the next new hour, not at a passed one; then a baseline on other
+// drivers, which before this test made the first passed hour rebuild the
+// model over the window ending at hour 200, after which hours 201 … 219
+// were counted as refreshes again. The rebuild on the new drivers belongs
+// to the next new hour, 220.
 func TestRunRedeliveredAfterNewDrivers(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *Config) { c.WindowDays = 7; c.MinSamples = 100; c.PublishInterval = 1000 * time.Hour })
@@ -48,21 +50,24 @@ func TestRunRedeliveredAfterNewDrivers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b.trainActive(t, m, []string{"production_count"}, t0.Add(7*24*time.Hour))
-	for _, r := range rows[200:220] {
-		if err := b.svc.Refresh(ctx, m, r.hour, true); err != nil {
+	for _, drivers := range [][]string{{"production_count", "cdd"}, {"production_count"}} {
+		b.trainActive(t, m, drivers, t0.Add(7*24*time.Hour))
+		for _, r := range rows[200:220] {
+			if err := b.svc.Refresh(ctx, m, r.hour, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		again, err := b.st.ReadRollingState(ctx, m)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	again, err := b.st.ReadRollingState(ctx, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !again.LastHour.Equal(*committed.LastHour) || again.RefreshedCount != committed.RefreshedCount ||
-		!slices.Equal(again.Drivers, committed.Drivers) || !jsonSame(again.Stats, committed.Stats) {
-		t.Errorf("the run's hours again changed the model: last hour %s, %d refreshes, drivers %v; the run left %s, %d, %v",
-			again.LastHour.Format(time.RFC3339), again.RefreshedCount, again.Drivers,
-			committed.LastHour.Format(time.RFC3339), committed.RefreshedCount, committed.Drivers)
+		if !again.LastHour.Equal(*committed.LastHour) || again.RefreshedCount != committed.RefreshedCount ||
+			!slices.Equal(again.Drivers, committed.Drivers) || !jsonSame(again.Stats, committed.Stats) ||
+			*again.SourceBaseline != *committed.SourceBaseline {
+			t.Errorf("new baseline on %v: the run's hours again changed the model: last hour %s, %d refreshes, drivers %v, source %s; the run left %s, %d, %v, %s",
+				drivers, again.LastHour.Format(time.RFC3339), again.RefreshedCount, again.Drivers, *again.SourceBaseline,
+				committed.LastHour.Format(time.RFC3339), committed.RefreshedCount, committed.Drivers, *committed.SourceBaseline)
+		}
 	}
 
 	if err := b.svc.Refresh(ctx, m, rows[220].hour, true); err != nil {
