@@ -2,6 +2,7 @@ package http
 
 import (
 	"errors"
+	"fmt"
 	nethttp "net/http"
 	"strconv"
 	"time"
@@ -94,22 +95,18 @@ func (s *Server) retryParked(w nethttp.ResponseWriter, req bunrouter.Request) er
 	if err != nil || id < 1 {
 		return invalidf("event id %q is not valid; use the event's id, a positive whole number such as 42, as listed by GET /api/v1/events/parked", clip(raw))
 	}
-	ids := strconv.FormatInt(id, 10)
 	err = s.cfg.Store.RetryParkedEvent(req.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return &Error{Code: CodeNotFound, Err: err,
-			Message: "there is no event " + ids + "; GET /api/v1/events/parked lists the parked ones"}
+		return notFoundf("there is no event %d; GET /api/v1/events/parked lists the parked ones", id)
 	case errors.Is(err, store.ErrNotParked):
-		return &Error{Code: CodeConflict, Err: err,
-			Message: "event " + ids + " is not parked (it is done or still waiting for the worker), so there is nothing to retry"}
+		return Errorf(CodeConflict, "event %d is not parked (it is done or still waiting for the worker), so there is nothing to retry", id)
 	case errors.Is(err, store.ErrConflict):
-		return &Error{Code: CodeConflict, Err: err,
-			Message: "event " + ids + " cannot be retried: a pending event for the same machine and hour already waits for the worker and will do the same work"}
+		return Errorf(CodeConflict, "event %d cannot be retried: a pending event for the same machine and hour already waits for the worker and will do the same work", id)
 	case err != nil:
 		return err
 	}
 	writeJSON(w, nethttp.StatusOK, retryResponse{ID: id, Status: "pending",
-		Message: "event " + ids + " is pending again; the worker retries it now"})
+		Message: fmt.Sprintf("event %d is pending again; the worker retries it now", id)})
 	return nil
 }
