@@ -186,9 +186,15 @@ func (s *Store) ActiveBaseline(ctx context.Context, machineID string) (Baseline,
 	return activeBaseline(ctx, s.pool, machineID)
 }
 
+const activeBaselineSQL = `SELECT ` + baselineColumns + ` FROM energy_baselines
+	WHERE machine_id = $1 AND is_active ORDER BY model_version DESC LIMIT 1`
+
 func activeBaseline(ctx context.Context, q queryer, machineID string) (Baseline, error) {
-	b, err := scanBaseline(q.QueryRow(ctx, `SELECT `+baselineColumns+` FROM energy_baselines
-		WHERE machine_id = $1 AND is_active ORDER BY model_version DESC LIMIT 1`, machineID))
+	return scanActiveBaseline(q.QueryRow(ctx, activeBaselineSQL, machineID), machineID)
+}
+
+func scanActiveBaseline(row pgx.Row, machineID string) (Baseline, error) {
+	b, err := scanBaseline(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return b, fmt.Errorf("active baseline of machine %s: %w", machineID, ErrNotFound)
 	}
@@ -374,14 +380,19 @@ func (s *Store) ReadRollingState(ctx context.Context, machineID string) (Rolling
 	return rollingState(ctx, s.pool, machineID)
 }
 
+const rollingStateSQL = `
+	SELECT machine_id::text, source_baseline::text, drivers, design, stats, window_hours, last_hour,
+	       drivers_chosen_at, publish_checked_at, last_published_id::text, refreshed_count
+	  FROM baseline_rolling_state WHERE machine_id = $1`
+
 func rollingState(ctx context.Context, q queryer, machineID string) (RollingState, error) {
+	return scanRollingState(q.QueryRow(ctx, rollingStateSQL, machineID), machineID)
+}
+
+func scanRollingState(row pgx.Row, machineID string) (RollingState, error) {
 	var st RollingState
-	err := q.QueryRow(ctx, `
-		SELECT machine_id::text, source_baseline::text, drivers, design, stats, window_hours, last_hour,
-		       drivers_chosen_at, publish_checked_at, last_published_id::text, refreshed_count
-		  FROM baseline_rolling_state WHERE machine_id = $1`, machineID).Scan(&st.MachineID, &st.SourceBaseline,
-		&st.Drivers, &st.Design, &st.Stats, &st.WindowHours, &st.LastHour, &st.DriversChosenAt, &st.PublishChecked,
-		&st.LastPublishedID, &st.RefreshedCount)
+	err := row.Scan(&st.MachineID, &st.SourceBaseline, &st.Drivers, &st.Design, &st.Stats, &st.WindowHours,
+		&st.LastHour, &st.DriversChosenAt, &st.PublishChecked, &st.LastPublishedID, &st.RefreshedCount)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, fmt.Errorf("rolling model of machine %s: %w", machineID, ErrNotFound)
 	}
@@ -589,53 +600,55 @@ type RollingRunRead struct {
 }
 
 // ReadRollingRun reads what a run over [start, end) needs (see
-// RollingRunRead); a machine without a rolling model wraps ErrNotFound.
+// RollingRunRead) in one round trip; a machine without a rolling model
+// wraps ErrNotFound.
 func (s *Store) ReadRollingRun(ctx context.Context, machineID string, start, end, evictBefore time.Time) (RollingRunRead, error) {
 	var rd RollingRunRead
-	var err error
-	if rd.State, err = rollingState(ctx, s.pool, machineID); err != nil {
-		return rd, err
-	}
-	rd.Active, err = activeBaseline(ctx, s.pool, machineID)
-	switch {
-	case err == nil:
-		rd.HasActive = true
-	case !errors.Is(err, ErrNotFound):
-		return rd, err
-	}
-	if rd.Features, err = featureHours(ctx, s.pool, machineID, start, end); err != nil {
-		return rd, err
-	}
-	hourSet := func(table string) (map[int64]bool, error) {
-		rows, err := s.pool.Query(ctx, `SELECT hour FROM `+table+` WHERE machine_id = $1 AND hour >= $2 AND hour < $3`,
-			machineID, start, end)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", table, unavailable(err))
+	b := &pgx.Batch{}
+	b.Queue(rollingStateSQL, machineID).QueryRow(func(row pgx.Row) (err error) {
+		rd.State, err = scanRollingState(row, machineID)
+		return err
+	})
+	b.Queue(activeBaselineSQL, machineID).QueryRow(func(row pgx.Row) error {
+		var err error
+		rd.Active, err = scanActiveBaseline(row, machineID)
+		switch {
+		case err == nil:
+			rd.HasActive = true
+		case !errors.Is(err, ErrNotFound):
+			return err
 		}
-		hours, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", table, unavailable(err))
+		return nil
+	})
+	b.Queue(featureHoursSQL, machineID, start, end).Query(func(rows pgx.Rows) (err error) {
+		rd.Features, err = collectFeatureHours(rows)
+		return err
+	})
+	hourSet := func(table string, set *map[int64]bool) {
+		b.Queue(`SELECT hour FROM `+table+` WHERE machine_id = $1 AND hour >= $2 AND hour < $3`, machineID, start, end).
+			Query(func(rows pgx.Rows) error {
+				hours, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+				if err != nil {
+					return fmt.Errorf("read %s: %w", table, err)
+				}
+				*set = make(map[int64]bool, len(hours))
+				for _, h := range hours {
+					(*set)[h.Unix()] = true
+				}
+				return nil
+			})
+	}
+	hourSet("baseline_rolling_hours", &rd.Included)
+	hourSet("baseline_rolling_kept_out", &rd.KeptOut)
+	b.Queue(`SELECT hour, x, y FROM baseline_rolling_hours WHERE machine_id = $1 AND hour < $2 ORDER BY hour`,
+		machineID, evictBefore).Query(func(rows pgx.Rows) (err error) {
+		if rd.Leaving, err = pgx.CollectRows(rows, scanRollingHour); err != nil {
+			return fmt.Errorf("read leaving rolling hours: %w", err)
 		}
-		out := make(map[int64]bool, len(hours))
-		for _, h := range hours {
-			out[h.Unix()] = true
-		}
-		return out, nil
-	}
-	if rd.Included, err = hourSet("baseline_rolling_hours"); err != nil {
-		return rd, err
-	}
-	if rd.KeptOut, err = hourSet("baseline_rolling_kept_out"); err != nil {
-		return rd, err
-	}
-	rows, err := s.pool.Query(ctx, `SELECT hour, x, y FROM baseline_rolling_hours
-		WHERE machine_id = $1 AND hour < $2 ORDER BY hour`, machineID, evictBefore)
-	if err != nil {
-		return rd, fmt.Errorf("read leaving rolling hours: %w", unavailable(err))
-	}
-	rd.Leaving, err = pgx.CollectRows(rows, scanRollingHour)
-	if err != nil {
-		return rd, fmt.Errorf("read leaving rolling hours: %w", unavailable(err))
+		return nil
+	})
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return rd, fmt.Errorf("read rolling run: %w", unavailable(err))
 	}
 	return rd, nil
 }

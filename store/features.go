@@ -98,6 +98,10 @@ func featureHours(ctx context.Context, q queryer, machineID string, start, end t
 	if err != nil {
 		return nil, fmt.Errorf("query feature hours: %w", unavailable(err))
 	}
+	return collectFeatureHours(rows)
+}
+
+func collectFeatureHours(rows pgx.Rows) ([]FeatureHour, error) {
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (FeatureHour, error) {
 		var h FeatureHour
 		var prod, temp, press, moist, share *float64
