@@ -324,7 +324,8 @@ func TestHoursClosedRejectsBadRuns(t *testing.T) {
 // in a UTC factory (origins 02:00 … 22:00: no midnight, so no refit, daily
 // forecast or prune) costs two round trips — one read of the run's buckets,
 // one batch writing its 21 × 28 rows and scores — where closing them one
-// by one costs 2 × 21.
+// by one costs 2 × 21. Rescoring a revised hour (HourRevised) is one
+// batch: one round trip.
 func TestHoursClosedRoundTrips(t *testing.T) {
 	t.Parallel()
 	pool, _ := fixture(t)
@@ -350,6 +351,7 @@ func TestHoursClosedRoundTrips(t *testing.T) {
 			}
 			return nil
 		}, 2 * 21},
+		{"revised", func(svc *forecast.Service) error { return svc.HourRevised(ctx, machineID, midnight) }, 1},
 	} {
 		svc := forecast.New(forecast.Config{Store: st})
 		if err := svc.HourClosed(ctx, machineID, midnight); err != nil {

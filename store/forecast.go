@@ -209,11 +209,12 @@ func (s *Store) UpsertForecasts(ctx context.Context, rows []ForecastRow) error {
 	return nil
 }
 
-// scoreForecastsSQL records actuals (see ScoreForecasts); filter narrows
-// the forecasts looked at, and must be sargable: without it the statement
-// walks every forecast the machine ever got (28 per closed hour), which
-// made it the most expensive statement of a backfill (27 ms a call after
-// ten days of history, measured with pg_stat_statements).
+// scoreForecastsSQL records actuals (see ScoreForecasts) of the targets
+// ending by upTo (an expression); filter narrows the forecasts looked at,
+// and must be sargable: without it the statement walks every forecast the
+// machine ever got (28 per closed hour), which made it the most expensive
+// statement of a backfill (27 ms a call after ten days of history,
+// measured with pg_stat_statements).
 //
 // It is one UPDATE of the rows it finds, with no join of the table to
 // itself (a CTE of the actuals joined back by key): a plan made while the
@@ -223,11 +224,11 @@ func (s *Store) UpsertForecasts(ctx context.Context, rows []ForecastRow) error {
 // when its actual changes; a target without rollup rows (actual NULL)
 // keeps what it has. The actual is looked up in the filter and again in
 // the new value of a row written.
-func scoreForecastsSQL(filter string) string {
+func scoreForecastsSQL(filter, upTo string) string {
 	return `
 		UPDATE energy_forecasts f SET actual_kwh = ` + actualScalarSQL("f", "$2") + `
 		WHERE f.machine_id = $1 AND f.target_bucket >= $3 AND ` + filter + `
-		  AND ` + targetEndSQL("f", "$2") + ` <= $4
+		  AND ` + targetEndSQL("f", "$2") + ` <= ` + upTo + `
 		  AND f.actual_kwh IS DISTINCT FROM coalesce(` + actualScalarSQL("f", "$2") + `, f.actual_kwh)`
 }
 
@@ -261,8 +262,12 @@ func targetEndSQL(x, tz string) string {
 var (
 	// scoreAllSQL walks the key index by origin: a target is at most 7
 	// days (the daily horizon, plus a DST hour) after its origin, so a
-	// target at or after $3 has its origin after $3 − 8 days.
-	scoreAllSQL = scoreForecastsSQL(`f.origin >= $3 - interval '8 days' AND f.origin < $4`)
+	// target at or after $3 has its origin after $3 − 8 days. Its bound is
+	// $4, or when that is NULL the machine's latest origin, looked up in
+	// the same statement (an InitPlan, evaluated once): no round trip of
+	// its own on the hour_revised path.
+	scoreAllSQL  = scoreForecastsSQL(`f.origin >= $3 - interval '8 days' AND f.origin < `+scoreAllUpTo, scoreAllUpTo)
+	scoreAllUpTo = `coalesce($4::timestamptz, (SELECT max(origin) FROM energy_forecasts WHERE machine_id = $1))`
 	// scoreRunSQL scores the unscored targets that end within one of the
 	// hours that closed (after saveForecastsSQL: those the run did not
 	// issue), each hour named by its end (an origin) in $5, in hours since
@@ -274,8 +279,8 @@ var (
 	// the cost follows the run, not the forecasts stored.
 	scoreRunSQL = scoreForecastsSQL(`f.actual_kwh IS NULL
 			  AND f.resolution IN ('15min', '1hour', '1day') AND f.target_bucket < $4
-			  AND ` + closedHourSQL("f", "$2") + ` = ANY ($5::bigint[])
-			  AND f.target_bucket >= to_timestamp((` + closedHourSQL("f", "$2") + ` - 25) * 3600)`)
+			  AND `+closedHourSQL("f", "$2")+` = ANY ($5::bigint[])
+			  AND f.target_bucket >= to_timestamp((`+closedHourSQL("f", "$2")+` - 25) * 3600)`, `$4`)
 )
 
 // closedHourSQL is the hour within which forecast row x's target ends, as
@@ -295,23 +300,16 @@ func closedHourSQL(x, tz string) string {
 // it again changes nothing; a target without rollup rows stays unscored. It
 // returns how many rows it wrote.
 func (s *Store) ScoreForecasts(ctx context.Context, machineID, tz string, since, upTo time.Time) (int64, error) {
-	if upTo.IsZero() {
-		var latest *time.Time
-		err := s.pool.QueryRow(ctx, `SELECT max(origin) FROM energy_forecasts WHERE machine_id = $1`, machineID).Scan(&latest)
-		if err != nil {
-			return 0, fmt.Errorf("score forecasts of %s: %w", machineID, unavailable(err))
-		}
-		if latest == nil {
-			return 0, nil // no forecast to score
-		}
-		upTo = *latest
+	var upToArg *time.Time // nil: the latest origin, as scoreAllSQL reads it
+	if !upTo.IsZero() {
+		upToArg = &upTo
 	}
 	// As in SaveForecastRun: the plans stay on the indexes however small
 	// the table was when they were made.
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config('enable_seqscan', 'off', true)`)
 	var written int64
-	b.Queue(scoreAllSQL, machineID, tz, since, upTo).Exec(func(tag pgconn.CommandTag) error {
+	b.Queue(scoreAllSQL, machineID, tz, since, upToArg).Exec(func(tag pgconn.CommandTag) error {
 		written = tag.RowsAffected()
 		return nil
 	})
