@@ -210,13 +210,18 @@ func (w *Worker) completeEvents(hctx context.Context, succeeded <-chan triggers.
 				break more
 			}
 		}
-		err := w.untilStored(hctx, "record events done", func(sctx context.Context) error {
-			return w.st.CompleteEvents(sctx, w.cfg.Name, batch)
+		var done []int64
+		err := w.untilStored(hctx, "record events done", func(sctx context.Context) (err error) {
+			done, err = w.st.CompleteEvents(sctx, w.cfg.Name, batch)
+			return err
 		})
 		if err != nil {
 			w.log.Warn("record events done at shutdown; they will be handled again when their lease expires", "events", len(batch), "err", err)
-		} else {
-			for _, ev := range batch {
+		}
+		// Only the events still ours were marked done: one whose lease was
+		// taken over is its new holder's to count.
+		for _, ev := range batch {
+			if slices.Contains(done, ev.ID) {
 				w.metrics.processed.WithLabelValues(string(ev.Kind)).Inc()
 				w.metrics.latency.Observe(max(time.Since(ev.CreatedAt).Seconds(), 0))
 			}

@@ -293,3 +293,36 @@ func TestStatusChangeUpdatesMachineState(t *testing.T) {
 		return mode != nil && *mode == "maintenance" && running != nil && !*running && statusAt != nil && statusAt.Equal(at), nil
 	})
 }
+
+// TestLostLeaseNotCountedProcessed: an event whose lease another worker took
+// over while it was handled is not marked done by this worker, so it must not
+// be counted processed either. Machine 0's hour_closed event has its lease
+// taken by "thief" inside the handler; machine 1's status change, claimed
+// after it (higher id) and handled after it (one handler goroutine), is
+// completed normally. The completer writes in the order the events
+// succeeded, so once the status change is counted the hour_closed event's
+// batch has been written and counted too: 0 hour_closed, 1 status_changed.
+func TestLostLeaseNotCountedProcessed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ms := b.machines(t, 2)
+	insertOutbox(t, b, ms[0], outboxEvent{triggers.KindHourClosed, 0, 0})
+	insertOutbox(t, b, ms[1], outboxEvent{triggers.KindStatusChanged, 0, 0})
+	reg := prometheus.NewRegistry()
+	w := newWorker(t, b, Config{Concurrency: 1, Registerer: reg})
+	w.Handle(triggers.KindHourClosed, func(ctx context.Context, ev triggers.Event) error {
+		_, err := b.pool.Exec(ctx, `UPDATE analytics_events SET locked_by = 'thief' WHERE id = $1`, ev.ID)
+		return err
+	})
+	w.Handle(triggers.KindStatusChanged, func(context.Context, triggers.Event) error { return nil })
+	workertest.Start(t, w)
+	eventuallyDB(t, "the status change counted processed", func() (bool, error) {
+		return testutil.ToFloat64(w.metrics.processed.WithLabelValues("status_changed")) == 1, nil
+	})
+	if got := testutil.ToFloat64(w.metrics.processed.WithLabelValues("hour_closed")); got != 0 {
+		t.Errorf("events_processed_total{kind=hour_closed} = %v, want 0: its lease was lost, so it was not marked done", got)
+	}
+	if n := scalar[int64](t, b.pool, `SELECT count(*) FROM analytics_events WHERE kind = 'hour_closed' AND done_at IS NULL AND locked_by = 'thief'`); n != 1 {
+		t.Errorf("the hour_closed event: %d left pending and held by the thief, want 1", n)
+	}
+}

@@ -198,14 +198,16 @@ func (s *Store) ClaimRuns(ctx context.Context, owner string, limit, maxRun int, 
 // analytics_machine_state up to date from them: the latest closed hour of
 // each machine, and its status as of the latest status change. Only events
 // still leased by owner are touched (a lease that expired and was taken over
-// is left to its new holder, and its machine state with it).
-func (s *Store) CompleteEvents(ctx context.Context, owner string, evs []triggers.Event) error {
+// is left to its new holder, and its machine state with it). It returns the
+// ids it marked done, in no particular order: those of evs that were still
+// owner's.
+func (s *Store) CompleteEvents(ctx context.Context, owner string, evs []triggers.Event) ([]int64, error) {
 	ids := make([]int64, len(evs))
 	for i, ev := range evs {
 		ids[i] = ev.ID
 	}
 	st := machineStates(evs)
-	_, err := s.pool.Exec(ctx, `
+	rows, err := s.pool.Query(ctx, `
 		WITH done AS (
 			UPDATE analytics_events SET done_at = now(), locked_until = NULL
 			 WHERE id = ANY($1) AND locked_by = $2 AND done_at IS NULL
@@ -220,20 +222,27 @@ func (s *Store) CompleteEvents(ctx context.Context, owner string, evs []triggers
 			       (array_agg(running ORDER BY at DESC NULLS LAST))[1] AS running,
 			       max(at) AS at
 			  FROM state GROUP BY machine_id
+		), upsert AS (
+			INSERT INTO analytics_machine_state AS s (machine_id, last_closed_hour, last_status, last_running, last_status_at)
+			SELECT machine_id, hour, mode::operating_mode, running, at FROM latest
+			ON CONFLICT (machine_id) DO UPDATE SET
+			       last_closed_hour = greatest(s.last_closed_hour, excluded.last_closed_hour),
+			       last_status    = CASE WHEN excluded.last_status_at >= coalesce(s.last_status_at, '-infinity') THEN excluded.last_status ELSE s.last_status END,
+			       last_running   = CASE WHEN excluded.last_status_at >= coalesce(s.last_status_at, '-infinity') THEN excluded.last_running ELSE s.last_running END,
+			       last_status_at = greatest(s.last_status_at, excluded.last_status_at),
+			       updated_at = now()
 		)
-		INSERT INTO analytics_machine_state AS s (machine_id, last_closed_hour, last_status, last_running, last_status_at)
-		SELECT machine_id, hour, mode::operating_mode, running, at FROM latest
-		ON CONFLICT (machine_id) DO UPDATE SET
-		       last_closed_hour = greatest(s.last_closed_hour, excluded.last_closed_hour),
-		       last_status    = CASE WHEN excluded.last_status_at >= coalesce(s.last_status_at, '-infinity') THEN excluded.last_status ELSE s.last_status END,
-		       last_running   = CASE WHEN excluded.last_status_at >= coalesce(s.last_status_at, '-infinity') THEN excluded.last_running ELSE s.last_running END,
-		       last_status_at = greatest(s.last_status_at, excluded.last_status_at),
-		       updated_at = now()`,
+		SELECT id FROM done`,
 		ids, owner, st.eventIDs, st.machines, st.hours, st.modes, st.running, st.at)
 	if err != nil {
-		return fmt.Errorf("complete events: %w", unavailable(err))
+		return nil, fmt.Errorf("complete events: %w", unavailable(err))
 	}
-	return nil
+	// The upsert runs to completion whether or not the SELECT reads it.
+	done, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("complete events: %w", unavailable(err))
+	}
+	return done, nil
 }
 
 // stateColumns are the per-event machine-state facts, as parallel arrays.

@@ -162,8 +162,8 @@ func TestClaimRunsBoundaries(t *testing.T) {
 			}
 			all = append(all, run...)
 		}
-		if err := st.CompleteEvents(ctx, "w", all); err != nil {
-			t.Fatal(err)
+		if done, err := st.CompleteEvents(ctx, "w", all); err != nil || len(done) != len(all) {
+			t.Fatalf("complete %d claimed events: %d done, %v", len(all), len(done), err)
 		}
 	}
 	for i, m := range ms {
@@ -254,12 +254,15 @@ func TestClaimRunsConcurrentClaimers(t *testing.T) {
 				if len(all) == 0 {
 					continue
 				}
-				err = st.CompleteEvents(ctx, owner, all)
+				completed, err := st.CompleteEvents(ctx, owner, all)
 				mu.Lock()
+				if err == nil && len(completed) != len(all) {
+					err = fmt.Errorf("%s completed %d of its %d claimed events", owner, len(completed), len(all))
+				}
 				if err != nil {
 					fail(err)
 				}
-				done += len(all)
+				done += len(completed)
 				mu.Unlock()
 			}
 		}()
@@ -416,8 +419,8 @@ func TestClaimRunsAfterCrash(t *testing.T) {
 					t.Errorf("event of %s: attempt %d, want %d", ev.Bucket, ev.Attempt, want)
 				}
 			}
-			if err := st.CompleteEvents(ctx, "b", run); err != nil {
-				t.Fatal(err)
+			if done, err := st.CompleteEvents(ctx, "b", run); err != nil || len(done) != len(run) {
+				t.Fatalf("complete %d claimed events: %d done, %v", len(run), len(done), err)
 			}
 		}
 	}
@@ -432,4 +435,35 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestCompleteEventsReturnsDone: claimer "a" claims two machines' events;
+// "b" takes over the lease of the second. CompleteEvents by "a" marks only
+// the first done and returns only its id; again, it returns none (already
+// done, and the other is b's).
+func TestCompleteEventsReturnsDone(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	st := store.New(pool)
+	ctx := context.Background()
+	ms := newMachines(t, pool, 2)
+	insertBacklog(t, pool, ms, 1)
+	evs, err := st.ClaimEvents(ctx, "a", 10, time.Minute)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("claimed %d events, %v; want both machines' hour", len(evs), err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE analytics_events SET locked_by = 'b' WHERE id = $1`, evs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	done, err := st.CompleteEvents(ctx, "a", evs)
+	if err != nil || !slices.Equal(done, []int64{evs[0].ID}) {
+		t.Errorf("CompleteEvents = %v, %v; want [%d], the event a still held", done, err, evs[0].ID)
+	}
+	done, err = st.CompleteEvents(ctx, "a", evs)
+	if err != nil || len(done) != 0 {
+		t.Errorf("CompleteEvents again = %v, %v; want none", done, err)
+	}
+	if n := scalarInt(t, pool, `SELECT count(*) FROM analytics_events WHERE done_at IS NULL AND locked_by = 'b'`); n != 1 {
+		t.Errorf("%d events left pending with b, want 1", n)
+	}
 }

@@ -127,8 +127,8 @@ func TestStatusChangeContract(t *testing.T) {
 	if sc.OldMode != nil || sc.OldRunning != nil || sc.NewMode != triggers.ModeRunning || !sc.NewRunning || !sc.At.Equal(t0) {
 		t.Errorf("first status change = %+v, want nothing → running at %s", sc, t0)
 	}
-	if err := store.New(pool).CompleteEvents(ctx, "contract-test", []triggers.Event{first}); err != nil {
-		t.Fatal(err)
+	if done, err := store.New(pool).CompleteEvents(ctx, "contract-test", []triggers.Event{first}); err != nil || len(done) != 1 {
+		t.Fatalf("complete the first event: %v done, %v", done, err)
 	}
 	evs, err = store.New(pool).ClaimEvents(ctx, "contract-test", 10, time.Minute)
 	if err != nil || len(evs) != 1 {
