@@ -467,6 +467,20 @@ func tracedStore(tb testing.TB, pool *pgxpool.Pool) (st *store.Store, trips *rou
 	return store.New(traced), trips
 }
 
+// onePool is a pool of one connection to pool's database, closed at the
+// end of the test: every call through it runs in the same session.
+func onePool(tb testing.TB, pool *pgxpool.Pool) *pgxpool.Pool {
+	tb.Helper()
+	cfg := pool.Config()
+	cfg.MaxConns = 1
+	one, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(one.Close)
+	return one
+}
+
 // roundTrips counts the queries and batches sent through a pool (a pgx
 // tracer): each is one round trip.
 type roundTrips struct{ n atomic.Int64 }

@@ -126,13 +126,7 @@ func newSaveBench(b *testing.B) saveBench {
 	}
 	// The run is written through a pool of one connection, whose backend's
 	// CPU time the benchmark reads.
-	cfg := pool.Config()
-	cfg.MaxConns = 1
-	one, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(one.Close)
+	one := onePool(b, pool)
 	sb := saveBench{pool: pool, st: store.New(one)}
 	if err := one.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&sb.backend); err != nil {
 		b.Fatal(err)
@@ -337,14 +331,7 @@ func BenchmarkSaveForecastBackfill(b *testing.B) {
 	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
 		b.Fatal(err)
 	}
-	cfg := pool.Config()
-	cfg.MaxConns = 1
-	one, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer one.Close()
-	st := store.New(one)
+	st := store.New(onePool(b, pool))
 	type run struct {
 		machine string
 		origins []time.Time

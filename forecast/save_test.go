@@ -107,13 +107,7 @@ func TestSaveForecastRunKeepsSessionSettings(t *testing.T) {
 	t.Parallel()
 	sc := newRunScenario(t)
 	ctx := context.Background()
-	cfg := sc.pool.Config()
-	cfg.MaxConns = 1
-	one, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer one.Close()
+	one := onePool(t, sc.pool)
 	if err := forecast.New(forecast.Config{Store: store.New(one)}).HoursClosed(ctx, machineID, sc.hours[:2]); err != nil {
 		t.Fatal(err)
 	}
