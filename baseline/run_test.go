@@ -1,11 +1,17 @@
 package baseline
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/enms/enms-analytics/store"
 )
 
 // TestRunRedeliveredAfterNewDrivers: a worker commits a run of hours 200 …
@@ -62,7 +68,7 @@ func TestRunRedeliveredAfterNewDrivers(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !again.LastHour.Equal(*committed.LastHour) || again.RefreshedCount != committed.RefreshedCount ||
-			!slices.Equal(again.Drivers, committed.Drivers) || !jsonSame(again.Stats, committed.Stats) ||
+			!slices.Equal(again.Drivers, committed.Drivers) || !bytes.Equal(again.Stats, committed.Stats) ||
 			*again.SourceBaseline != *committed.SourceBaseline {
 			t.Errorf("new baseline on %v: the run's hours again changed the model: last hour %s, %d refreshes, drivers %v, source %s; the run left %s, %d, %v, %s",
 				drivers, again.LastHour.Format(time.RFC3339), again.RefreshedCount, again.Drivers, *again.SourceBaseline,
@@ -83,12 +89,60 @@ func TestRunRedeliveredAfterNewDrivers(t *testing.T) {
 	}
 }
 
-func jsonSame(a, b json.RawMessage) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
+// TestRunCommitAfterRefreshWritesNothing: a run reads the model, another
+// refresh moves the model on before the run commits (a worker that lost
+// its lease to another); the run's commit fails with ErrRollingChanged and
+// writes nothing, though its observations, kept-out marks and evictions
+// travel in the same batch as the check.
+func TestRunCommitAfterRefreshWritesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *Config) { c.WindowDays = 7; c.MinSamples = 100; c.PublishInterval = 1000 * time.Hour })
+	ctx := context.Background()
+	m := b.machine(t, "moved")
+	rows := knownTruth(10*24, 8)
+	b.insertHours(t, m, rows)
+	b.trainActive(t, m, []string{"production_count", "cdd"}, t0.Add(7*24*time.Hour))
+	for _, r := range rows[:200] {
+		if err := b.svc.Refresh(ctx, m, r.hour, true); err != nil {
+			t.Fatal(err)
+		}
 	}
-	xa, _ := json.Marshal(x)
-	ya, _ := json.Marshal(y)
-	return string(xa) == string(ya)
+	run, ok, err := b.svc.StartRun(ctx, m, rows[200].hour, rows[209].hour)
+	if err != nil || !ok {
+		t.Fatalf("start run: ok %v, %v", ok, err)
+	}
+	for i, r := range rows[200:210] {
+		if err := run.Step(r.hour, i%2 == 0); err != nil { // odd hours kept out
+			t.Fatal(err)
+		}
+	}
+	if err := b.svc.Refresh(ctx, m, rows[200].hour, true); err != nil {
+		t.Fatal(err)
+	}
+	want := dumpRolling(t, b, m)
+	if err := run.Commit(ctx); !errors.Is(err, store.ErrRollingChanged) {
+		t.Fatalf("commit after the model moved: %v, want ErrRollingChanged", err)
+	}
+	if got := dumpRolling(t, b, m); !slices.Equal(got, want) {
+		t.Errorf("the failed commit changed the model:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// dumpRolling is the text of machine m's rolling state, observations and
+// kept-out marks.
+func dumpRolling(t *testing.T, b *bundle, m string) []string {
+	t.Helper()
+	rows, err := b.pool.Query(context.Background(), `
+		SELECT (to_jsonb(s) - 'updated_at')::text FROM baseline_rolling_state s WHERE machine_id = $1
+		UNION ALL SELECT to_jsonb(h)::text FROM baseline_rolling_hours h WHERE machine_id = $1
+		UNION ALL SELECT 'kept out ' || hour::text FROM baseline_rolling_kept_out WHERE machine_id = $1`, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }
