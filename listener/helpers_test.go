@@ -231,3 +231,15 @@ func scalar[T any](t testing.TB, pool *pgxpool.Pool, sql string, args ...any) T 
 	}
 	return v
 }
+
+// receive waits for a value on ch, at most waitTimeout.
+func receive[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	var v T
+	select {
+	case v = <-ch:
+	case <-time.After(waitTimeout):
+		t.Fatalf("timed out after %s waiting for %s", waitTimeout, what)
+	}
+	return v
+}

@@ -144,9 +144,10 @@ func TestRunsFormed(t *testing.T) {
 		t.Errorf("per-event handler out of turn: %q", rr.bad)
 	}
 	rr.mu.Unlock()
-	if got := testutil.ToFloat64(w.metrics.processed.WithLabelValues("hour_closed")); got != float64(len(ms)*nHours) {
-		t.Errorf("events_processed_total{kind=hour_closed} = %v, want 150", got)
-	}
+	// Counted after the events are marked done, so waited for too.
+	eventuallyDB(t, "150 events counted processed", func() (bool, error) {
+		return testutil.ToFloat64(w.metrics.processed.WithLabelValues("hour_closed")) == float64(len(ms)*nHours), nil
+	})
 	// 4 runs per machine, 150 events in all.
 	if n, sum := histogram(t, reg, "enms_analytics_worker_run_events"); n != 12 || sum != 150 {
 		t.Errorf("run_events: %d runs of %v events in all, want 12 runs of 150", n, sum)
@@ -430,7 +431,7 @@ func TestShutdownReleasesRuns(t *testing.T) {
 	if err := closeHours(ctx, b.pool, ms, hours(hour0, 5)); err != nil {
 		t.Fatal(err)
 	}
-	first := <-started
+	first := receive(t, started, "the first run to start")
 	if len(first) != 5 {
 		t.Fatalf("first run holds %d events, want the machine's 5 hours", len(first))
 	}

@@ -49,9 +49,10 @@ func TestBacklogDrainedAfterStart(t *testing.T) {
 		st, err := w.Status(ctx)
 		return st.Backlog == 0, err
 	})
-	if got := testutil.ToFloat64(w.metrics.processed.WithLabelValues("hour_closed")); got != 1000 {
-		t.Errorf("events_processed_total{kind=hour_closed} = %v, want 1000", got)
-	}
+	// Counted after the events are marked done, so waited for too.
+	eventuallyDB(t, "1,000 events counted processed", func() (bool, error) {
+		return testutil.ToFloat64(w.metrics.processed.WithLabelValues("hour_closed")) == 1000, nil
+	})
 	// The last hour closed is hour0 + 9 h for every machine.
 	n := scalar[int64](t, b.pool, `SELECT count(*) FROM analytics_machine_state WHERE last_closed_hour = $1`, hour0.Add((nHours-1)*time.Hour))
 	if n != 100 {
@@ -244,7 +245,7 @@ func TestShutdownFinishesOrReleases(t *testing.T) {
 	if err := closeHours(ctx, b.pool, ms, hours(hour0, 1)); err != nil {
 		t.Fatal(err)
 	}
-	first := <-started
+	first := receive(t, started, "the first event to start")
 	stopped := make(chan struct{})
 	go func() {
 		stop()
@@ -256,7 +257,7 @@ func TestShutdownFinishesOrReleases(t *testing.T) {
 		return n == 5, err
 	})
 	close(release)
-	<-stopped
+	receive(t, stopped, "the worker to stop")
 	var done bool
 	if err := b.pool.QueryRow(ctx, `SELECT done_at IS NOT NULL FROM analytics_events WHERE id = $1`, first.ID).Scan(&done); err != nil {
 		t.Fatal(err)
