@@ -407,20 +407,25 @@ func (r *RollingTx) State(ctx context.Context) (RollingState, error) {
 	return rollingState(ctx, r.tx, r.machineID)
 }
 
+const saveStateSQL = `
+	INSERT INTO baseline_rolling_state (machine_id, source_baseline, drivers, design, stats, window_hours,
+		last_hour, drivers_chosen_at, publish_checked_at, last_published_id, refreshed_count, updated_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+	ON CONFLICT (machine_id) DO UPDATE SET source_baseline = excluded.source_baseline,
+		drivers = excluded.drivers, design = excluded.design, stats = excluded.stats,
+		window_hours = excluded.window_hours, last_hour = excluded.last_hour,
+		drivers_chosen_at = excluded.drivers_chosen_at, publish_checked_at = excluded.publish_checked_at,
+		last_published_id = excluded.last_published_id, refreshed_count = excluded.refreshed_count,
+		updated_at = now()`
+
+func (r *RollingTx) saveStateArgs(st RollingState) []any {
+	return []any{r.machineID, st.SourceBaseline, st.Drivers, st.Design, st.Stats, st.WindowHours, st.LastHour,
+		st.DriversChosenAt, st.PublishChecked, st.LastPublishedID, st.RefreshedCount}
+}
+
 // SaveState upserts the machine's rolling state.
 func (r *RollingTx) SaveState(ctx context.Context, st RollingState) error {
-	_, err := r.tx.Exec(ctx, `
-		INSERT INTO baseline_rolling_state (machine_id, source_baseline, drivers, design, stats, window_hours,
-			last_hour, drivers_chosen_at, publish_checked_at, last_published_id, refreshed_count, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
-		ON CONFLICT (machine_id) DO UPDATE SET source_baseline = excluded.source_baseline,
-			drivers = excluded.drivers, design = excluded.design, stats = excluded.stats,
-			window_hours = excluded.window_hours, last_hour = excluded.last_hour,
-			drivers_chosen_at = excluded.drivers_chosen_at, publish_checked_at = excluded.publish_checked_at,
-			last_published_id = excluded.last_published_id, refreshed_count = excluded.refreshed_count,
-			updated_at = now()`,
-		r.machineID, st.SourceBaseline, st.Drivers, st.Design, st.Stats, st.WindowHours, st.LastHour,
-		st.DriversChosenAt, st.PublishChecked, st.LastPublishedID, st.RefreshedCount)
+	_, err := r.tx.Exec(ctx, saveStateSQL, r.saveStateArgs(st)...)
 	if err != nil {
 		return fmt.Errorf("save rolling model: %w", unavailable(err))
 	}
@@ -679,7 +684,10 @@ var ErrRollingChanged = errors.New("the rolling model changed while the run was 
 
 // SaveRollingRun writes a run in one round trip, in the order the hour-by-
 // hour refreshes would have: observations and kept-out marks first, then
-// the hours leaving the window, then the state.
+// the hours leaving the window, then the state. It returns
+// ErrRollingChanged when the state read first in the batch is not the one
+// the run started from; the caller's transaction (Store.Rolling) then
+// rolls every write back.
 func (r *RollingTx) SaveRollingRun(ctx context.Context, w RollingRunWrite) error {
 	b := &pgx.Batch{}
 	var last *time.Time
@@ -721,13 +729,16 @@ func (r *RollingTx) SaveRollingRun(ctx context.Context, w RollingRunWrite) error
 	}
 	b.Queue(`DELETE FROM baseline_rolling_hours WHERE machine_id = $1 AND hour < $2`, r.machineID, w.Cutoff)
 	b.Queue(`DELETE FROM baseline_rolling_kept_out WHERE machine_id = $1 AND hour < $2`, r.machineID, w.Cutoff)
+	b.Queue(saveStateSQL, r.saveStateArgs(w.State)...)
 	if err := r.tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("save rolling run: %w", unavailable(err))
 	}
+	// The writes are in the batch already; failing here rolls them back
+	// with the transaction.
 	if !found || !sameTime(last, w.ExpectLastHour) || count != w.ExpectCount {
 		return ErrRollingChanged
 	}
-	return r.SaveState(ctx, w.State)
+	return nil
 }
 
 func sameTime(a, b *time.Time) bool {
