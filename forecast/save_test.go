@@ -11,16 +11,12 @@ import (
 	"github.com/enms/enms-analytics/store"
 )
 
-// TestHoursClosedRacingWriter: a new run's rows go in with a plain INSERT
-// when no forecast of its origins is stored (SaveForecastRun's probe). Here
-// another transaction stores a key of the run after the probe's snapshot —
-// an hourly row of the run's first origin, uncommitted while the run's
-// insert waits on it, then committed — so the plain insert meets a unique
-// violation. The run must not fail: it is written again as an upsert,
-// leaving the table a second database leaves where the same row was
-// committed before the run (its probe finds the row and upserts from the
-// start). The racing row's values (999 kWh, model "racer") are overwritten
-// by the run's in both.
+// TestHoursClosedRacingWriter: another transaction stores a key of the
+// run while the run writes — an hourly row of the run's first origin,
+// uncommitted while the run's insert waits on it, then committed. The run
+// must not fail, and must leave the table a second database leaves where
+// the same row was committed before the run. The racing row's values (999
+// kWh, model "racer") are overwritten by the run's in both.
 func TestHoursClosedRacingWriter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

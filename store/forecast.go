@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -134,50 +135,26 @@ var forecastRunRowsSQL = `
 			      lower_80, upper_80, lower_95, upper_95, model)
 		LEFT JOIN analytics_hour_state h ON h.machine_id = u.machine_id`
 
-// saveForecastsSQL writes the rows of forecastRunRowsSQL. When the
-// machine ($15) has no forecast from an origin in [$16, $17] (the first and
-// last origin of the statement's rows) — a backfill's new run — none of the
-// rows can conflict, and they go in with a plain INSERT: ON CONFLICT's
-// speculative insertion (a probe of the key before each row, and a token
-// confirmed after) cost some 1.2 µs of the 16 µs a row cost
-// (BenchmarkSaveForecastRun, backend CPU time). Otherwise (a redelivered
-// run, or $18 false: the caller retries after a concurrent writer stored a
-// key of the run first) they are upserted: a row issued again keeps its
-// recorded actual unless the target had closed before (then the actual is
-// read again), as closing the run hour by hour does: the insert keeps it,
-// and the scoring looks only at unscored rows. Both inserts are planned; the
-// probe, evaluated once for the statement's snapshot, stops the one not
-// taken before it reads a row. The probe names every resolution the table
-// allows, so that the latest index, should a plan pick it, reads only the
-// range of the run's origins.
+// saveForecastsSQL upserts the rows of forecastRunRowsSQL: a row issued
+// again (a redelivered run) keeps its recorded actual unless the target had
+// closed before (then the actual is read again), as closing the run hour by
+// hour does: the insert keeps it, and the scoring looks only at unscored
+// rows.
 var saveForecastsSQL = `
-		WITH probe AS (
-			SELECT NOT $18::bool OR EXISTS (SELECT FROM energy_forecasts e
-			                                WHERE e.machine_id = $15 AND e.origin >= $16 AND e.origin <= $17
-			                                  AND e.resolution IN ('15min', '1hour', '1day')) AS stored
-		), inserted AS (
-			INSERT INTO energy_forecasts (machine_id, origin, target_bucket, resolution, horizon,
-				predicted_kwh, predicted_kw, lower_80, upper_80, lower_95, upper_95, model, actual_kwh)
-			` + forecastRunRowsSQL + `
-			WHERE NOT (SELECT stored FROM probe)
-		), upserted AS (
-			INSERT INTO energy_forecasts AS f (machine_id, origin, target_bucket, resolution, horizon,
-				predicted_kwh, predicted_kw, lower_80, upper_80, lower_95, upper_95, model, actual_kwh)
-			` + forecastRunRowsSQL + `
-			WHERE (SELECT stored FROM probe)
-			ON CONFLICT (machine_id, origin, target_bucket, resolution) DO UPDATE SET
-				horizon = excluded.horizon, predicted_kwh = excluded.predicted_kwh,
-				predicted_kw = excluded.predicted_kw, lower_80 = excluded.lower_80,
-				upper_80 = excluded.upper_80, lower_95 = excluded.lower_95, upper_95 = excluded.upper_95,
-				model = excluded.model, issued_at = now(),
-				actual_kwh = CASE
-					WHEN ` + targetEndSQL("excluded", "$13") + ` <= (SELECT s.closed_through FROM analytics_hour_state s
-					                                      WHERE s.machine_id = excluded.machine_id) + interval '1 hour'
-					THEN coalesce(excluded.actual_kwh, f.actual_kwh)
-					ELSE coalesce(f.actual_kwh, excluded.actual_kwh)
-				END
-		)
-		SELECT`
+		INSERT INTO energy_forecasts AS f (machine_id, origin, target_bucket, resolution, horizon,
+			predicted_kwh, predicted_kw, lower_80, upper_80, lower_95, upper_95, model, actual_kwh)
+		` + forecastRunRowsSQL + `
+		ON CONFLICT (machine_id, origin, target_bucket, resolution) DO UPDATE SET
+			horizon = excluded.horizon, predicted_kwh = excluded.predicted_kwh,
+			predicted_kw = excluded.predicted_kw, lower_80 = excluded.lower_80,
+			upper_80 = excluded.upper_80, lower_95 = excluded.lower_95, upper_95 = excluded.upper_95,
+			model = excluded.model, issued_at = now(),
+			actual_kwh = CASE
+				WHEN ` + targetEndSQL("excluded", "$13") + ` <= (SELECT s.closed_through FROM analytics_hour_state s
+				                                      WHERE s.machine_id = excluded.machine_id) + interval '1 hour'
+				THEN coalesce(excluded.actual_kwh, f.actual_kwh)
+				ELSE coalesce(f.actual_kwh, excluded.actual_kwh)
+			END`
 
 // forecastArgs are the array arguments of upsertForecastsSQL.
 func forecastArgs(rows []ForecastRow) []any {
@@ -575,39 +552,15 @@ func (s *Store) RecentBucketEnergies(ctx context.Context, machineID string, hour
 }
 
 // forecastsPerStatement bounds the rows of one saveForecastsSQL statement
-// (the statements of a run still go in one batch): the planner costs each
-// of its two inserts at about 28 a row (three index probes for the actual),
-// and above PostgreSQL's default jit_above_cost of 100,000 it compiles the
-// statement first — measured, 36 ms of the 249 ms a 7,238-row statement
-// took. 1,024 rows (some 58,000) keeps well below.
+// (the statements of a run still go in one batch): the planner costs its
+// insert at about 28 a row (three index probes for the actual), and above
+// PostgreSQL's default jit_above_cost of 100,000 it compiles the statement
+// first — measured, 36 ms of the 249 ms a 7,238-row statement took. 1,024
+// rows (some 29,000) keeps well below.
 const forecastsPerStatement = 1024
 
-// forecastChunks cuts rows into statements of at most forecastsPerStatement
-// rows, between rows of different origins where it can (the rows of an
-// origin are issued together), so that a statement's probe for stored
-// forecasts of its origins does not find the rows an earlier statement of
-// the same run just wrote.
-func forecastChunks(rows []ForecastRow) [][]ForecastRow {
-	var out [][]ForecastRow
-	for len(rows) > forecastsPerStatement {
-		n := forecastsPerStatement
-		for n > 0 && rows[n].Origin.Equal(rows[n-1].Origin) {
-			n--
-		}
-		if n == 0 { // one origin's rows fill the statement: cut inside them
-			n = forecastsPerStatement
-		}
-		out, rows = append(out, rows[:n]), rows[n:]
-	}
-	if len(rows) > 0 {
-		out = append(out, rows)
-	}
-	return out
-}
-
 // SaveForecastRun writes what closing a run of the machine's hours made
-// known, in one round trip and one transaction (a second when a writer
-// racing the run stored one of its keys first); origins are the ends of the
+// known, in one round trip and one transaction; origins are the ends of the
 // hours (whole hours), in increasing order, and rows the forecasts issued
 // from them. It deletes the machine's forecasts whose target starts before
 // pruneBefore (unless zero: no prune); upserts rows, with the actuals of the
@@ -632,61 +585,34 @@ func (s *Store) SaveForecastRun(ctx context.Context, machineID, tz string, origi
 		closed[i] = o.Unix() / 3600
 	}
 	first, last := origins[0], origins[len(origins)-1]
-	chunks := forecastChunks(rows)
-	batch := func(mayInsert bool) *pgx.Batch {
-		b := &pgx.Batch{}
-		// Every statement below reads or writes a few rows of one machine
-		// through an index. A prepared statement's generic plan is made
-		// once, on its sixth execution, and kept while the table grows: in
-		// a backfill that is while energy_forecasts is still empty (the
-		// first runs write no forecast, too little history), and the plan
-		// scans it sequentially — the scoring joined two such scans, up to
-		// 4.3 s a call once the table had grown (bench backfill,
-		// pg_stat_statements). Without sequential scans, for this
-		// transaction only, every plan made here uses the indexes whatever
-		// the table's size when it was made.
-		b.Queue(`SELECT set_config('enable_seqscan', 'off', true)`)
-		if !pruneBefore.IsZero() {
-			// A target before the bound has its origin before it too
-			// (target_bucket >= origin): the origin bound lets the key
-			// index find the rows to delete instead of walking every
-			// forecast of the machine (3 ms a call in a backfill). The
-			// resolutions (every one the table allows) let the latest
-			// index serve as well, should a plan pick it.
-			b.Queue(`DELETE FROM energy_forecasts WHERE machine_id = $1 AND origin < $2 AND target_bucket < $2
+	b := &pgx.Batch{}
+	// Every statement below reads or writes a few rows of one machine
+	// through an index. A prepared statement's generic plan is made
+	// once, on its sixth execution, and kept while the table grows: in
+	// a backfill that is while energy_forecasts is still empty (the
+	// first runs write no forecast, too little history), and the plan
+	// scans it sequentially — the scoring joined two such scans, up to
+	// 4.3 s a call once the table had grown (bench backfill,
+	// pg_stat_statements). Without sequential scans, for this
+	// transaction only, every plan made here uses the indexes whatever
+	// the table's size when it was made.
+	b.Queue(`SELECT set_config('enable_seqscan', 'off', true)`)
+	if !pruneBefore.IsZero() {
+		// A target before the bound has its origin before it too
+		// (target_bucket >= origin): the origin bound lets the key
+		// index find the rows to delete instead of walking every
+		// forecast of the machine (3 ms a call in a backfill). The
+		// resolutions (every one the table allows) let the latest
+		// index serve as well, should a plan pick it.
+		b.Queue(`DELETE FROM energy_forecasts WHERE machine_id = $1 AND origin < $2 AND target_bucket < $2
 				AND resolution IN ('15min', '1hour', '1day')`, machineID, pruneBefore)
-		}
-		for _, chunk := range chunks {
-			lo, hi := chunk[0].Origin, chunk[0].Origin
-			for _, r := range chunk[1:] {
-				if r.Origin.Before(lo) {
-					lo = r.Origin
-				}
-				if r.Origin.After(hi) {
-					hi = r.Origin
-				}
-			}
-			b.Queue(saveForecastsSQL, append(forecastArgs(chunk), tz, closed, machineID, lo, hi, mayInsert)...)
-		}
-		b.Queue(scoreRunSQL, machineID, tz, first.Add(-25*time.Hour), last, closed)
-		return b
 	}
-	err := s.pool.SendBatch(ctx, batch(true)).Close()
-	if isForecastKeyViolation(err) {
-		// Another transaction stored a key of the run after the probe's
-		// snapshot (a redelivery racing the run): nothing was written;
-		// upsert it all.
-		err = s.pool.SendBatch(ctx, batch(false)).Close()
+	for chunk := range slices.Chunk(rows, forecastsPerStatement) {
+		b.Queue(saveForecastsSQL, append(forecastArgs(chunk), tz, closed)...)
 	}
-	if err != nil {
+	b.Queue(scoreRunSQL, machineID, tz, first.Add(-25*time.Hour), last, closed)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("save %d forecasts of %s: %w", len(rows), machineID, unavailable(err))
 	}
 	return nil
-}
-
-// isForecastKeyViolation reports whether err is a unique violation of
-// energy_forecasts' key.
-func isForecastKeyViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "energy_forecasts_key"
 }
