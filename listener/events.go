@@ -140,16 +140,25 @@ func (w *Worker) processRun(ctx, hctx context.Context, run []triggers.Event, suc
 	}
 }
 
-// runnable is how many of the run's leading events may go to its handlers:
-// those well formed and within the attempt limit. The others are for
-// processEvent alone, which parks them.
+// runnable is how many of the run's leading events may go to its handlers
+// (see refusal). The others are for processEvent alone, which parks them.
 func (w *Worker) runnable(run []triggers.Event) int {
 	for i, ev := range run {
-		if ev.Attempt > w.cfg.MaxAttempts || ev.Validate() != nil {
+		if w.refusal(ev) != nil {
 			return i
 		}
 	}
 	return len(run)
+}
+
+// refusal says why ev may not reach a handler, or is nil when it may: an
+// event past MaxAttempts (claims that never recorded an outcome: the worker
+// was interrupted) or malformed is parked without being handled.
+func (w *Worker) refusal(ev triggers.Event) error {
+	if ev.Attempt > w.cfg.MaxAttempts {
+		return fmt.Errorf("the worker was interrupted (stopped or lost its lease) %d times while handling this event", ev.Attempt-1)
+	}
+	return ev.Validate()
 }
 
 // releaseRest gives back the events of a run after the one that failed.
@@ -237,14 +246,10 @@ func (w *Worker) completeEvents(hctx context.Context, succeeded <-chan triggers.
 // that a shutdown interrupted is released, not counted as failed.
 func (w *Worker) processEvent(ctx, hctx context.Context, ev triggers.Event) bool {
 	kind := string(ev.Kind)
-	var err error
-	switch {
-	case ev.Attempt > w.cfg.MaxAttempts:
-		err = fmt.Errorf("the worker was interrupted (stopped or lost its lease) %d times while handling this event", ev.Attempt-1)
-	default:
-		if err = ev.Validate(); err == nil {
-			err = w.runHandlers(hctx, []triggers.Event{ev})
-		}
+	err := w.refusal(ev)
+	refused := err != nil
+	if !refused {
+		err = w.runHandlers(hctx, []triggers.Event{ev})
 	}
 	if err == nil {
 		return true
@@ -253,7 +258,7 @@ func (w *Worker) processEvent(ctx, hctx context.Context, ev triggers.Event) bool
 		w.releaseEvents(hctx, []triggers.Event{ev})
 		return false
 	}
-	park := ev.Attempt >= w.cfg.MaxAttempts || ev.Validate() != nil
+	park := refused || ev.Attempt >= w.cfg.MaxAttempts
 	backoff := w.cfg.Backoff(ev.Attempt)
 	if ferr := w.untilStored(hctx, "record event failure", func(sctx context.Context) error {
 		return w.st.FailEvent(sctx, w.cfg.Name, ev.ID, err.Error(), backoff, park)
