@@ -29,7 +29,8 @@ func seconds(d time.Duration) float64 { return d.Seconds() }
 
 // claimEventsSQL leases up to $1 runs of events for owner $3 for $2
 // seconds; a run is a machine's head with, when the run is allowed to grow,
-// its followers. It returns each event with the id of its run's head.
+// its followers. It returns the events of all runs, heads and followers
+// alike, in no order; ClaimRuns groups them by machine.
 //
 // Heads: at most one per machine, the oldest pending event of each machine
 // (its head), when that head is neither leased nor waiting for a retry,
