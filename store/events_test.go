@@ -213,6 +213,10 @@ func TestClaimRunsConcurrentClaimers(t *testing.T) {
 	fail := func(err error) { // call under mu
 		failures = append(failures, err)
 	}
+	// A claimer that keeps finding nothing (an event no claim can reach)
+	// fails the test instead of spinning until go test's own timeout; a
+	// healthy run needs a small fraction of the minute.
+	deadline := time.Now().Add(time.Minute)
 	var wg sync.WaitGroup
 	for w := range 4 {
 		owner := fmt.Sprintf("claimer-%d", w)
@@ -221,6 +225,9 @@ func TestClaimRunsConcurrentClaimers(t *testing.T) {
 			defer wg.Done()
 			for {
 				mu.Lock()
+				if time.Now().After(deadline) && len(failures) == 0 {
+					fail(fmt.Errorf("%d of %d events done after a minute", done, nMachines*nHours))
+				}
 				finished := done == nMachines*nHours || len(failures) > 0
 				mu.Unlock()
 				if finished {
