@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -992,16 +993,26 @@ func TestKPIPricingAgreesWithSingleHourRules(t *testing.T) {
 			SELECT $1::timestamptz + i * interval '1 hour', $2, 60, 60 * (1 + i % 7), 1, 9, 1 + i % 7, 9, $1::timestamptz + i * interval '1 hour'
 			FROM generate_series(0, $3 - 1) i`, from, m, hours)
 	}
+	// The rates and factors each case must meet, so that the overlaps and
+	// the factor change are exercised and not only agreed on: the demo
+	// plant's off-peak 0.10, weekday peak 0.25, critical peak 0.40 and, on
+	// weekend days 09–21 where no tariff applies, analytics_default_rate's
+	// 0.15 (000004); the EU flat 0.18 only (the cheaper 0.12 overlaps it and
+	// never wins); Germany's 0.35 and, from 03-10, 0.31; California's 0.22
+	// (an unknown region falls back to the factory's grid region); the bare
+	// plant's 0.15 and the 'default' region's 0.40.
+	us, eu := []float64{0.1, 0.15, 0.25, 0.4}, []float64{0.18}
 	cases := []struct {
-		name, machine string
-		factory       *string
-		region        *string
+		name, machine       string
+		factory             *string
+		region              *string
+		wantRates, wantFact []float64
 	}{
-		{"own factory and region", p.hvac, nil, nil},
-		{"flat EUR tariff", p.euComp, nil, nil},
-		{"another factory's tariffs and region", p.hvac, &p.eu, ptr("Germany")},
-		{"unknown region", p.hvac, nil, ptr("Nowhere")},
-		{"no tariff, no grid region", bareMachine, nil, nil},
+		{"own factory and region", p.hvac, nil, nil, us, []float64{0.22}},
+		{"flat EUR tariff", p.euComp, nil, nil, eu, []float64{0.31, 0.35}},
+		{"another factory's tariffs and region", p.hvac, &p.eu, ptr("Germany"), eu, []float64{0.31, 0.35}},
+		{"unknown region", p.hvac, nil, ptr("Nowhere"), us, []float64{0.22}},
+		{"no tariff, no grid region", bareMachine, nil, nil, []float64{0.15}, []float64{0.4}},
 	}
 	for _, c := range cases {
 		got := rows(t, p.pool, `
@@ -1026,7 +1037,12 @@ func TestKPIPricingAgreesWithSingleHourRules(t *testing.T) {
 			expect(t, what, r, map[string]any{"cost": kwh * rate, "co2": kwh * factor, "currency": r["want_currency"]})
 			rates[rate], factors[factor] = true, true
 		}
-		t.Logf("%s: rates %v, factors %v", c.name, keys(rates), keys(factors))
+		if got := keys(rates); !slices.Equal(got, c.wantRates) {
+			t.Errorf("%s: rates %v, want %v", c.name, got, c.wantRates)
+		}
+		if got := keys(factors); !slices.Equal(got, c.wantFact) {
+			t.Errorf("%s: factors %v, want %v", c.name, got, c.wantFact)
+		}
 	}
 }
 
