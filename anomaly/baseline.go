@@ -98,11 +98,10 @@ type runHooks struct {
 var errNotFresh = errors.New("the run meets hours scored before")
 
 // stepRun handles the longest prefix of hours it can as one run and returns
-// how many hours it handled (0: handle hours[0] hour by hour).
+// how many hours it handled (0: handle hours[0] hour by hour). A run of one
+// hour (a live hour closing) is worth it too: the model and the hour's
+// features are read once, where Score and then Refresh each read them.
 func (s *Service) stepRun(ctx context.Context, bl *baseline.Service, machineID string, hours []time.Time) (int, error) {
-	if len(hours) < 2 {
-		return 0, nil
-	}
 	for i := 1; i < len(hours); i++ {
 		if !hours[i].After(hours[i-1]) {
 			hours = hours[:i] // out of order: the run ends before it
