@@ -14,6 +14,26 @@ import (
 	"github.com/enms/enms-analytics/store"
 )
 
+// refreshedThrough200 is a machine with 10 days of hours, an active
+// baseline on production and cooling degree-hours, and a rolling model
+// (7-day window, no publication within the test) refreshed hour by hour
+// through hour 199: a full window, so runs from hour 200 on evict.
+func refreshedThrough200(t *testing.T, name string) (*bundle, string, []hourRow) {
+	t.Helper()
+	b := setup(t, func(c *Config) { c.WindowDays = 7; c.MinSamples = 100; c.PublishInterval = 1000 * time.Hour })
+	ctx := context.Background()
+	m := b.machine(t, name)
+	rows := knownTruth(10*24, 8)
+	b.insertHours(t, m, rows)
+	b.trainActive(t, m, []string{"production_count", "cdd"}, t0.Add(7*24*time.Hour))
+	for _, r := range rows[:200] {
+		if err := b.svc.Refresh(ctx, m, r.hour, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b, m, rows
+}
+
 // TestRunRedeliveredAfterNewDrivers: a worker commits a run of hours 200 …
 // 219 (scores, then the rolling model) and dies before their events are
 // marked done; meanwhile an energy manager activates a new baseline. The
@@ -28,17 +48,8 @@ import (
 // to the next new hour, 220.
 func TestRunRedeliveredAfterNewDrivers(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(c *Config) { c.WindowDays = 7; c.MinSamples = 100; c.PublishInterval = 1000 * time.Hour })
+	b, m, rows := refreshedThrough200(t, "redelivered")
 	ctx := context.Background()
-	m := b.machine(t, "redelivered")
-	rows := knownTruth(10*24, 8)
-	b.insertHours(t, m, rows)
-	b.trainActive(t, m, []string{"production_count", "cdd"}, t0.Add(7*24*time.Hour))
-	for _, r := range rows[:200] {
-		if err := b.svc.Refresh(ctx, m, r.hour, true); err != nil {
-			t.Fatal(err)
-		}
-	}
 	run, ok, err := b.svc.StartRun(ctx, m, rows[200].hour, rows[219].hour)
 	if err != nil || !ok {
 		t.Fatalf("start run: ok %v, %v", ok, err)
@@ -96,17 +107,8 @@ func TestRunRedeliveredAfterNewDrivers(t *testing.T) {
 // travel in the same batch as the check.
 func TestRunCommitAfterRefreshWritesNothing(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(c *Config) { c.WindowDays = 7; c.MinSamples = 100; c.PublishInterval = 1000 * time.Hour })
+	b, m, rows := refreshedThrough200(t, "moved")
 	ctx := context.Background()
-	m := b.machine(t, "moved")
-	rows := knownTruth(10*24, 8)
-	b.insertHours(t, m, rows)
-	b.trainActive(t, m, []string{"production_count", "cdd"}, t0.Add(7*24*time.Hour))
-	for _, r := range rows[:200] {
-		if err := b.svc.Refresh(ctx, m, r.hour, true); err != nil {
-			t.Fatal(err)
-		}
-	}
 	run, ok, err := b.svc.StartRun(ctx, m, rows[200].hour, rows[209].hour)
 	if err != nil || !ok {
 		t.Fatalf("start run: ok %v, %v", ok, err)
