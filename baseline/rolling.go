@@ -138,7 +138,7 @@ func (s *Service) Refresh(ctx context.Context, machineID string, hour time.Time,
 		} else if err := tx.KeepOut(ctx, hour); err != nil {
 			return err
 		}
-		if r.state.LastHour == nil || hour.After(*r.state.LastHour) {
+		if advances {
 			r.state.LastHour = &hour
 		}
 		if err := s.evict(ctx, tx, r); err != nil {
