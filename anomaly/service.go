@@ -320,7 +320,7 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 		}
 
 		last = from.Add(-time.Hour)
-		following, converged, stopped, ended := false, false, false, false
+		following, converged, stopped := false, false, false
 		var pending []store.AnomalyHour
 		for {
 			byHour := make(map[time.Time]store.AnomalyHour, len(rd.Stored))
@@ -341,8 +341,7 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 						return err
 					}
 					if !ok {
-						ended = true
-						break
+						break // the run ends here; rd.Next is nil in a run, so the end is reached
 					}
 				}
 				rec, hr, err := s.scoreHour(ctx, tx, r, in, old, had, repredict(in.Hour), rd.Periods)
@@ -367,7 +366,7 @@ func (s *Service) rescore(ctx context.Context, machineID string, from, to time.T
 			if converged || stopped {
 				break
 			}
-			if rd.Next == nil || ended {
+			if rd.Next == nil {
 				reachedEnd = true
 				break
 			}
