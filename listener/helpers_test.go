@@ -182,10 +182,15 @@ func newWorker(t testing.TB, b bundle, cfg Config) *Worker {
 	if cfg.Backoff == nil {
 		cfg.Backoff = func(int) time.Duration { return 0 }
 	}
-	if cfg.SweepInterval == 0 {
+	if cfg.SweepInterval == 0 && cfg.HourCloseGrace == 0 {
 		// The tests' hours lie in the past: a sweep would close every open
-		// hour at once. Only the sweeper test turns it on.
+		// hour at once. Only the sweeper test turns it on. The worker also
+		// sweeps once as it starts, which can come after a test began
+		// writing (seen under -race: hours closed mid-write, their later
+		// readings revisions), so the grace is made longer than the
+		// tests' hours are old (hour0 is in 2026).
 		cfg.SweepInterval = time.Hour
+		cfg.HourCloseGrace = 100 * 365 * 24 * time.Hour
 	}
 	if cfg.ReconnectDelay == 0 {
 		cfg.ReconnectDelay = 20 * time.Millisecond
