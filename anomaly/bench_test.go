@@ -171,7 +171,15 @@ func BenchmarkHourCloseToAnomaly(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w.Handle(triggers.KindHourClosed, svc.HourClosedHandler(bl.Refresh))
+	// hour_closed as the service registers it: runs of a machine's events
+	// (one event when live) through HoursClosed.
+	w.HandleRun(triggers.KindHourClosed, func(ctx context.Context, evs []triggers.Event) error {
+		hours := make([]time.Time, len(evs))
+		for i, ev := range evs {
+			hours[i] = ev.Bucket
+		}
+		return svc.HoursClosed(ctx, bl, evs[0].MachineID, hours)
+	})
 	w.Handle(triggers.KindHourRevised, svc.HourRevisedHandler(bl))
 	defer workertest.Start(b, w)()
 
@@ -293,5 +301,10 @@ func BenchmarkHourCloseToAnomaly(b *testing.B) {
 	}
 	if eps != len(lat) {
 		b.Errorf("%d episodes for %d spikes", eps, len(lat))
+	}
+	// Every closed hour after the first with a model goes as a run of one
+	// unless a rebuild or publication is due: the figures are of runs.
+	if svc.runHours.Load() == 0 {
+		b.Error("no hour went through a run; the figures are not of the path the service takes")
 	}
 }
