@@ -166,9 +166,10 @@ func driverOfColumn(d *analytics.Design, column string) string {
 	return column
 }
 
-// locations caches loadLocation: time.LoadLocation parses the zone's
-// tzdata on every call (about 40 µs for Europe/Berlin), and every rolling
-// state decode — twice per closed hour — needs the factory's zone.
+// locations caches loadLocation: time.LoadLocation reads and parses the
+// zone's tzdata on every call, and every rolling state decode (Score,
+// Refresh, SetLearned, Revise, the start of each run) needs the factory's
+// zone.
 var locations sync.Map // zone name → *time.Location
 
 func loadLocation(tz string) *time.Location {
