@@ -10,9 +10,9 @@
 // state before it — late data (hour_revised) and POST /anomaly/detect go
 // through the same code as a closing hour, and re-scoring never duplicates an
 // episode (its key is machine, type and first hour). A run of a machine's
-// closed hours (a backfill, HoursClosed) is scored in one transaction while
-// the rolling model steps through it in memory, leaving what scoring the
-// hours one by one leaves.
+// closed hours (HoursClosed: a backfill's hundreds, or the one hour that
+// closes live) is scored in one transaction while the rolling model steps
+// through it in memory, leaving what scoring the hours one by one leaves.
 //
 // What decides what is described in analytics/anomaly.go: the false-alarm
 // budget ANOMALY_CONTAMINATION is shared by seven detectors, each
