@@ -37,19 +37,9 @@ func predictionOf(sc baseline.Score, err error) (Prediction, error) {
 	return Prediction{OK: true, Expected: sc.Predicted, StdErr: sc.SE, ModelHours: sc.N, ModelVersion: sc.Version}, nil
 }
 
-// HourClosedHandler returns the listener handler for hour_closed that
-// scores the hour first and then lets the rolling model learn it only when
-// scoring allows (refresh is baseline.Service.Refresh): an anomalous or
-// suppressed hour is kept out of the model. Register it instead of the
-// baseline's own hour_closed handler.
-func (s *Service) HourClosedHandler(refresh func(ctx context.Context, machineID string, hour time.Time, include bool) error) func(context.Context, triggers.Event) error {
-	return func(ctx context.Context, ev triggers.Event) error {
-		return s.hourClosed(ctx, refresh, ev.MachineID, ev.Bucket)
-	}
-}
-
 // hourClosed scores one closed hour, then lets the rolling model learn it
-// when scoring allows.
+// only when scoring allows (refresh is baseline.Service.Refresh): an
+// anomalous or suppressed hour is kept out of the model.
 func (s *Service) hourClosed(ctx context.Context, refresh func(ctx context.Context, machineID string, hour time.Time, include bool) error,
 	machineID string, hour time.Time) error {
 	hr, _, err := s.HourClosed(ctx, machineID, hour)
@@ -61,8 +51,9 @@ func (s *Service) hourClosed(ctx context.Context, refresh func(ctx context.Conte
 
 // HoursClosed handles a run of closed hours of one machine (strictly
 // increasing starts of hours, as the worker's runs of hour_closed events
-// are) and leaves what HourClosedHandler(bl.Refresh) leaves called hour by
-// hour: the same records, episodes and rolling model.
+// are) and leaves what hourClosed(bl.Refresh) leaves called hour by hour:
+// the same records, episodes and rolling model. Register it as the run
+// handler of hour_closed, in place of the baseline's own handler.
 //
 // The plain hours of the run are scored in one transaction while the
 // rolling model steps through them in memory (baseline.RollingRun), and the
@@ -173,8 +164,8 @@ func (s *Service) stepRun(ctx context.Context, bl *baseline.Service, machineID s
 // the hour (baseline.Service.Revise), the hour and any later hour whose
 // verdict follows from it are re-scored, and every re-scored hour is let
 // into or kept out of the rolling model by its new verdict
-// (baseline.Service.SetLearned). Register it together with HourClosedHandler
-// (or a run handler calling HoursClosed).
+// (baseline.Service.SetLearned). Register it together with a run handler
+// calling HoursClosed.
 func (s *Service) HourRevisedHandler(bl *baseline.Service) func(context.Context, triggers.Event) error {
 	return func(ctx context.Context, ev triggers.Event) error {
 		if err := bl.Revise(ctx, ev.MachineID, ev.Bucket); err != nil {

@@ -43,7 +43,7 @@ func (s *Service) window() time.Duration { return time.Duration(s.cfg.WindowDays
 // HourClosedHandler returns the listener handler for hour_closed: the hour is
 // added to the rolling model (Refresh with include = true). Anomaly scoring,
 // which must score an hour before it is added and keep anomalous hours out,
-// calls Score and Refresh itself instead.
+// steps a RollingRun (or calls Score and Refresh) itself instead.
 func (s *Service) HourClosedHandler() listener.Handler {
 	return func(ctx context.Context, ev triggers.Event) error {
 		return s.Refresh(ctx, ev.MachineID, ev.Bucket, true)

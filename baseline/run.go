@@ -23,7 +23,7 @@ import (
 // statistics in the same order, the same state.
 //
 // The caller must commit what depends on the predictions (anomaly scoring)
-// before Commit, as HourClosedHandler scores before it refreshes: a crash
+// before Commit, as anomaly scores an hour before it refreshes: a crash
 // in between then leaves hours scored but not learned, which their
 // redelivered events complete, never hours learned before they are scored.
 type RollingRun struct {
